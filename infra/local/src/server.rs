@@ -1,0 +1,75 @@
+//! A small hyper server that turns each request into the `lambda_http::Request` API Gateway
+//! would deliver and routes it to the handler the Lambda runs. hyper is already the HTTP
+//! stack of lambda_http and the AWS SDK, so this adds no second stack.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use checkout_core::{http as api, webhook};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use lambda_http::{Body, Request, Response};
+use tokio::net::TcpListener;
+
+use crate::Bundle;
+
+/// API Gateway's own cap is 10 MB; the bundle's handlers refuse far less, so reading stops
+/// one byte past the largest body any handler accepts.
+const READ_LIMIT: usize = webhook::MAX_BODY_BYTES;
+
+pub async fn route(bundle: &Bundle, request: Request) -> Response<Body> {
+    match request.uri().path() {
+        "/webhooks/stripe" => webhook::handle(&bundle.webhook, request).await,
+        _ => api::not_found(),
+    }
+}
+
+async fn answer(
+    bundle: Arc<Bundle>,
+    request: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let response = match Limited::new(body, READ_LIMIT + 1).collect().await {
+        Err(_) => api::payload_too_large(READ_LIMIT),
+        Ok(collected) => {
+            let request = Request::from_parts(parts, Body::from(collected.to_bytes().to_vec()));
+            let method = request.method().clone();
+            let path = request.uri().path().to_string();
+            let response = route(&bundle, request).await;
+            tracing::info!(%method, path, status = response.status().as_u16(), "served");
+            response
+        }
+    };
+    let (parts, body) = response.into_parts();
+    Ok(hyper::Response::from_parts(
+        parts,
+        Full::new(Bytes::copy_from_slice(&body)),
+    ))
+}
+
+pub async fn serve(bundle: Bundle, port: u16) -> Result<(), Box<dyn std::error::Error>> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!("bundle listening on http://{addr} (POST /webhooks/stripe)");
+    let bundle = Arc::new(bundle);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("stopping");
+                return Ok(());
+            }
+        };
+        let bundle = bundle.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| answer(bundle.clone(), request));
+            if let Err(err) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,12 @@
+//! The bundle's common crate: everything the Lambda functions share, by domain concept.
+//!
+//! The function crates under `functions/` only wire configuration and clients to the
+//! handlers built from these pieces, so the local stack and the tests run the same code
+//! the Lambda binaries run.
+
+pub mod aws;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod store;
+pub mod webhook;

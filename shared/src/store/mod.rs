@@ -1,0 +1,43 @@
+//! DynamoDB stores. Idempotency lives here: every write that must happen once is a
+//! conditional write, so concurrent Lambdas race safely on DynamoDB, not in memory.
+
+mod events;
+pub mod tables;
+
+pub use aws_sdk_dynamodb::Client as DynamoDb;
+pub use events::{EventRecord, EventStore, Recorded};
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// DynamoDB could not be reached or refused the call; the caller answers 5xx so the
+    /// sender (Stripe, the stream) retries.
+    #[error("DynamoDB call {operation} failed: {detail}")]
+    Unavailable {
+        operation: &'static str,
+        detail: String,
+    },
+    #[error("the record could not be encoded for DynamoDB: {0}")]
+    Encoding(#[from] serde_dynamo::Error),
+}
+
+impl StoreError {
+    fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        Self::Unavailable {
+            operation,
+            detail: DisplayErrorContext(&err).to_string(),
+        }
+    }
+}
+
+/// True when a conditional write lost its race: the record already exists.
+fn is_conditional_check_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
