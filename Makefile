@@ -30,9 +30,13 @@ dev: $(MOTO)
 	cargo build -p local-stack
 	infra/with-moto.sh target/debug/local-stack
 
+# nextest (on the machine image) runs each test in its own process and ends on one summary
+# line; plain cargo test is the fallback.
+TEST_RUNNER := $(shell cargo nextest --version >/dev/null 2>&1 && echo "nextest run --no-fail-fast" || echo test)
+
 test: $(MOTO)
 	cargo build --workspace --all-targets
-	infra/with-moto.sh cargo test --workspace --all-targets
+	infra/with-moto.sh cargo $(TEST_RUNNER) --workspace --all-targets
 
 lint:
 	cargo fmt --all -- --check
