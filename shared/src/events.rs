@@ -6,85 +6,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+pub use crate::ids::{AccountId, EventId};
+
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error("the body is not a Stripe event: {0}")]
     Malformed(#[from] serde_json::Error),
 }
-
-/// Builds a newtype over `String` for a Stripe id with a known prefix. Stripe ids are ASCII
-/// letters, digits and `_`; the length cap keeps them within a DynamoDB key's limits.
-macro_rules! stripe_id {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            pub const PREFIX: &'static str = $prefix;
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = InvalidId;
-
-            fn try_from(value: String) -> Result<Self, Self::Error> {
-                let rest_ok = value.len() <= 255
-                    && value.len() > $prefix.len()
-                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-                if value.starts_with($prefix) && rest_ok {
-                    Ok(Self(value))
-                } else {
-                    Err(InvalidId { kind: stringify!($name), prefix: $prefix })
-                }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = InvalidId;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::try_from(s.to_string())
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-/// An id that is not of the expected shape. The value is left out on purpose: ids arrive
-/// from callers, and errors end up in logs and responses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {kind}: expected {prefix} followed by letters, digits or _")]
-pub struct InvalidId {
-    kind: &'static str,
-    prefix: &'static str,
-}
-
-stripe_id!(
-    /// `evt_…`: the key that makes storing an event idempotent.
-    EventId,
-    "evt_"
-);
-stripe_id!(
-    /// `acct_…`: a Connect account, present on events from connected accounts.
-    AccountId,
-    "acct_"
-);
 
 /// The event types the bundle acts on; every other type is still stored and acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,13 +4,19 @@ use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+use crate::checkout::CheckoutError;
 use crate::store::StoreError;
+use crate::stripe::{ErrorKind, StripeError};
 use crate::webhook::{SignatureError, WebhookError};
 
 /// An error a handler answers with: its status and a stable, machine-readable code.
 pub trait ApiError: std::error::Error {
     fn status(&self) -> StatusCode;
     fn code(&self) -> &'static str;
+    /// The request field at fault, when there is one.
+    fn param(&self) -> Option<&str> {
+        None
+    }
 }
 
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
@@ -27,6 +33,8 @@ pub fn error(err: &dyn ApiError) -> Response<Body> {
     #[derive(Serialize)]
     struct Detail<'a> {
         code: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        param: Option<&'a str>,
         message: String,
     }
     #[derive(Serialize)]
@@ -39,21 +47,20 @@ pub fn error(err: &dyn ApiError) -> Response<Body> {
     } else {
         tracing::warn!(code = err.code(), error = %err, "request refused");
     }
-    let message = if status.is_server_error() {
-        // Internal details (table names, AWS error text) stay in the logs.
-        "temporarily unavailable, retry later".to_string()
-    } else {
-        err.to_string()
+    // Internal details (table names, AWS or Stripe error text) stay in the logs.
+    let message = match status {
+        StatusCode::BAD_GATEWAY => {
+            "the payment provider failed or refused the request; retry later".to_string()
+        }
+        s if s.is_server_error() => "temporarily unavailable, retry later".to_string(),
+        _ => err.to_string(),
     };
-    json(
-        status,
-        &Envelope {
-            error: Detail {
-                code: err.code(),
-                message,
-            },
-        },
-    )
+    let error = Detail {
+        code: err.code(),
+        param: err.param(),
+        message,
+    };
+    json(status, &Envelope { error })
 }
 
 /// The answer for a route that exists but not for this method.
@@ -122,4 +129,61 @@ pub fn not_found() -> Response<Body> {
         }
     }
     error(&NotFound)
+}
+
+impl ApiError for CheckoutError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::IdempotencyConflict => StatusCode::CONFLICT,
+            // Stripe overloaded or out of reach: worth retrying. Anything else Stripe refused
+            // is a gateway error (a misconfigured key, a Stripe fault).
+            Self::Stripe(StripeError::Timeout(_) | StripeError::Network(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Stripe(err) if err.kind() == Some(ErrorKind::RateLimit) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Stripe(_) => StatusCode::BAD_GATEWAY,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooLarge { .. } => "payload_too_large",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::Stripe(_) => "stripe_unavailable",
+            Self::Store(_) => "storage_unavailable",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::Invalid(invalid) => Some(&invalid.field),
+            _ => None,
+        }
+    }
+}
+
+/// The answer for a route whose configuration is missing (local stack without Stripe keys).
+pub fn not_configured(variable: &'static str) -> Response<Body> {
+    #[derive(Debug, thiserror::Error)]
+    #[error("not configured: set {0}")]
+    struct NotConfigured(&'static str);
+    impl ApiError for NotConfigured {
+        fn status(&self) -> StatusCode {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        fn code(&self) -> &'static str {
+            "not_configured"
+        }
+    }
+    error(&NotConfigured(variable))
 }

@@ -5,8 +5,11 @@
 //! the Lambda binaries run.
 
 pub mod aws;
+pub mod checkout;
 pub mod config;
 pub mod events;
 pub mod http;
+pub mod ids;
 pub mod store;
+pub mod stripe;
 pub mod webhook;

@@ -91,3 +91,28 @@ pub fn event_json(id: &str, kind: &str, object: serde_json::Value) -> String {
     })
     .to_string()
 }
+
+pub async fn sessions_table(client: &DynamoDb) -> TableName {
+    let name = unique_table("sessions");
+    tables::ensure(client, name.as_str(), &tables::SESSIONS)
+        .await
+        .expect("create sessions table");
+    name
+}
+
+/// A `POST /checkout/sessions` request with the given content type and extra headers.
+pub fn checkout_request(content_type: &str, body: &str, headers: &[(&str, &str)]) -> Request {
+    let mut builder = http::Request::builder()
+        .method("POST")
+        .uri("/checkout/sessions")
+        .header("content-type", content_type);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::from(body)).expect("request")
+}
+
+/// The form pairs of a request Stripe received, decoded, in order.
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}

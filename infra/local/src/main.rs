@@ -6,6 +6,7 @@ mod server;
 
 use checkout_core::{
     aws,
+    checkout::{CheckoutConfig, SessionCreator},
     config::{self, ConfigError, ProcessEnv},
     store::{DynamoDb, tables},
     webhook::{WebhookConfig, WebhookReceiver},
@@ -15,6 +16,8 @@ use tracing_subscriber::EnvFilter;
 /// Everything the bundle's routes need, built once at start like each Lambda's cold start.
 pub struct Bundle {
     pub webhook: WebhookReceiver,
+    /// `None` until Stripe is configured (`STRIPE_SECRET_KEY`): the route then says so.
+    pub checkout: Option<SessionCreator>,
 }
 
 #[tokio::main]
@@ -38,8 +41,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .await?;
     tracing::info!(table = %webhook_config.events_table, "events table ready");
 
+    let checkout = match config::optional(&ProcessEnv, "STRIPE_SECRET_KEY") {
+        None => {
+            tracing::warn!("STRIPE_SECRET_KEY is not set: POST /checkout/sessions answers 503");
+            None
+        }
+        Some(_) => {
+            let config = CheckoutConfig::from_env(&ProcessEnv)?;
+            tables::ensure(&dynamodb, config.sessions_table.as_str(), &tables::SESSIONS).await?;
+            tracing::info!(stripe = config.stripe.api_base, table = %config.sessions_table, "checkout sessions ready");
+            Some(SessionCreator::from_config(config, dynamodb.clone()))
+        }
+    };
     let bundle = Bundle {
         webhook: WebhookReceiver::new(webhook_config, dynamodb),
+        checkout,
     };
     server::serve(bundle, port).await
 }

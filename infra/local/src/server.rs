@@ -5,7 +5,7 @@
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
-use checkout_core::{http as api, webhook};
+use checkout_core::{checkout, http as api, webhook};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
@@ -21,6 +21,10 @@ const READ_LIMIT: usize = webhook::MAX_BODY_BYTES;
 pub async fn route(bundle: &Bundle, request: Request) -> Response<Body> {
     match request.uri().path() {
         "/webhooks/stripe" => webhook::handle(&bundle.webhook, request).await,
+        "/checkout/sessions" => match &bundle.checkout {
+            Some(creator) => checkout::handle(creator, request).await,
+            None => api::not_configured("STRIPE_SECRET_KEY"),
+        },
         _ => api::not_found(),
     }
 }
@@ -51,7 +55,9 @@ async fn answer(
 pub async fn serve(bundle: Bundle, port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = TcpListener::bind(addr).await?;
-    tracing::info!("bundle listening on http://{addr} (POST /webhooks/stripe)");
+    tracing::info!(
+        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions)"
+    );
     let bundle = Arc::new(bundle);
     loop {
         let (stream, _) = tokio::select! {

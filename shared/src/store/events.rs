@@ -1,7 +1,6 @@
 //! The events table: one item per Stripe event id, written once, read downstream from the
 //! table's stream (NEW_IMAGE) by fulfillment and recovery.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::{DynamoDb, StoreError, is_conditional_check_failure};
@@ -99,19 +98,6 @@ impl EventStore {
 
     /// Reads a stored event back (tests, the local stack's tools, backfills).
     pub async fn get(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(self.table.as_str())
-            .key(Self::KEY, AttributeValue::S(id.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("GetItem", err))?;
-        output
-            .item
-            .map(serde_dynamo::from_item)
-            .transpose()
-            .map_err(StoreError::from)
+        super::get_item(&self.client, &self.table, Self::KEY, id.as_str()).await
     }
 }

@@ -2,12 +2,18 @@
 //! conditional write, so concurrent Lambdas race safely on DynamoDB, not in memory.
 
 mod events;
+mod sessions;
 pub mod tables;
 
 pub use aws_sdk_dynamodb::Client as DynamoDb;
 pub use events::{EventRecord, EventStore, Recorded};
+pub use sessions::{SessionRecord, SessionStore};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::de::DeserializeOwned;
+
+use crate::config::TableName;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,4 +46,26 @@ fn is_conditional_check_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>
     err.as_service_error()
         .and_then(ProvideErrorMetadata::code)
         .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// A strongly consistent read of one item by its string partition key.
+async fn get_item<T: DeserializeOwned>(
+    client: &DynamoDb,
+    table: &TableName,
+    key: &str,
+    value: &str,
+) -> Result<Option<T>, StoreError> {
+    let output = client
+        .get_item()
+        .table_name(table.as_str())
+        .key(key, AttributeValue::S(value.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|err| StoreError::from_sdk("GetItem", err))?;
+    output
+        .item
+        .map(serde_dynamo::from_item)
+        .transpose()
+        .map_err(StoreError::from)
 }

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
-use super::{DynamoDb, EventStore, StoreError};
+use super::{DynamoDb, EventStore, SessionStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -19,6 +19,12 @@ pub const EVENTS: TableSpec = TableSpec {
     partition_key: EventStore::KEY,
     stream: Some(StreamViewType::NewImage),
     ttl_attribute: Some("expires_at"),
+};
+
+pub const SESSIONS: TableSpec = TableSpec {
+    partition_key: SessionStore::KEY,
+    stream: None,
+    ttl_attribute: Some("ttl"),
 };
 
 /// Creates the table if it does not exist yet, then enables its TTL.

@@ -1,0 +1,313 @@
+//! Creating Checkout Sessions for merchant pages: `POST /checkout/sessions`.
+//!
+//! Every session is created with what the rest of the bundle relies on: promotional consent
+//! collection and recovery (abandoned-cart emails), `{CHECKOUT_SESSION_ID}` in the success
+//! URL (fulfilment on the landing page), an expiry, and for Connect platforms the connected
+//! account and an application fee computed here, never taken from the client.
+
+mod config;
+mod cors;
+mod handler;
+mod request;
+
+use std::collections::HashMap;
+
+pub use config::{CheckoutConfig, ConnectConfig, FeePolicy};
+pub use cors::Cors;
+pub use handler::handle;
+pub use request::{
+    CreateSessionRequest, EmailAddress, InvalidField, LineItemRequest, Locale, Metadata,
+    RequestLimits, RequestMode, RequestUiMode,
+};
+
+use serde::Serialize;
+
+use crate::ids::{AccountId, PriceId, SessionId};
+use crate::store::{DynamoDb, SessionRecord, SessionStore, StoreError};
+use crate::stripe::{
+    ErrorKind, Form, IdempotencyKey, Mode, RequestOptions, StripeClient, StripeError,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    #[error("the body must be application/json or application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+    #[error("the body is over the {limit}-byte limit")]
+    TooLarge { limit: usize },
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    #[error("this Idempotency-Key was already used with other parameters")]
+    IdempotencyConflict,
+    #[error(transparent)]
+    Stripe(#[from] StripeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The answer to a merchant page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedSession {
+    pub id: SessionId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub expires_at: i64,
+}
+
+pub struct SessionCreator {
+    config: CheckoutConfig,
+    stripe: StripeClient,
+    sessions: SessionStore,
+}
+
+impl SessionCreator {
+    pub fn from_config(config: CheckoutConfig, dynamodb: DynamoDb) -> Self {
+        Self {
+            stripe: StripeClient::new(config.stripe.clone()),
+            sessions: SessionStore::new(dynamodb, config.sessions_table.clone()),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &CheckoutConfig {
+        &self.config
+    }
+
+    pub async fn create(
+        &self,
+        request: CreateSessionRequest,
+        key: IdempotencyKey,
+        now: i64,
+    ) -> Result<CreatedSession, CheckoutError> {
+        let account = request.account.as_ref();
+        if let Some(account) = account
+            && !self.config.connect.accounts.contains(account)
+        {
+            return Err(
+                InvalidField::new("account", "not a connected account of this platform").into(),
+            );
+        }
+        let fee = match account {
+            Some(account) => self.application_fee(&request, account).await?,
+            None => ApplicationFee::None,
+        };
+        let params = self.config.session_params(&request, now, &fee)?;
+        let options = RequestOptions {
+            account,
+            idempotency_key: Some(&key),
+        };
+        let session = self
+            .stripe
+            .create_checkout_session(&params, options)
+            .await
+            .map_err(|err| match err {
+                StripeError::Api {
+                    kind: ErrorKind::Idempotency,
+                    ..
+                } => CheckoutError::IdempotencyConflict,
+                // Stripe blames a parameter the client chose (an unknown price): the client's error.
+                StripeError::Api {
+                    kind: ErrorKind::InvalidRequest,
+                    param: Some(param),
+                    message,
+                    ..
+                } if param.starts_with("line_items") || param == "customer" => {
+                    InvalidField::new(param, message).into()
+                }
+                other => CheckoutError::Stripe(other),
+            })?;
+
+        let record = SessionRecord {
+            session_id: session.id.clone(),
+            account: request.account.clone(),
+            customer: request.customer.clone(),
+            customer_email: request
+                .customer_email
+                .as_ref()
+                .map(|e| e.as_str().to_string()),
+            mode: session.mode,
+            items: request.line_items.clone(),
+            created_at: now,
+            expires_at: session.expires_at,
+        };
+        self.sessions.record(&record).await?;
+        tracing::info!(session_id = %session.id, account = account.map(AccountId::as_str), items = request.line_items.len(), "checkout session created");
+        Ok(CreatedSession {
+            id: session.id,
+            url: session.url,
+            client_secret: session.client_secret,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// The platform's fee on a connected account's sale, from the configured policy and the
+    /// prices' amounts as Stripe knows them.
+    async fn application_fee(
+        &self,
+        request: &CreateSessionRequest,
+        account: &AccountId,
+    ) -> Result<ApplicationFee, CheckoutError> {
+        let policy = &self.config.connect.fee;
+        match request.mode {
+            RequestMode::Subscription => Ok(match policy.percent_basis_points {
+                0 => ApplicationFee::None,
+                bps => ApplicationFee::SubscriptionPercent(bps),
+            }),
+            RequestMode::Payment => {
+                if policy.percent_basis_points == 0 {
+                    return Ok(match policy.fixed_amount {
+                        0 => ApplicationFee::None,
+                        fixed => ApplicationFee::Amount(fixed),
+                    });
+                }
+                let mut unit_amounts: HashMap<&PriceId, i64> = HashMap::new();
+                for item in &request.line_items {
+                    if !unit_amounts.contains_key(&item.price) {
+                        let price = self
+                            .stripe
+                            .retrieve_price(&item.price, Some(account))
+                            .await
+                            .map_err(|err| {
+                                if err.is_not_found() {
+                                    InvalidField::new(
+                                        "line_items",
+                                        format!(
+                                            "price {} does not exist on this account",
+                                            item.price
+                                        ),
+                                    )
+                                    .into()
+                                } else {
+                                    CheckoutError::Stripe(err)
+                                }
+                            })?;
+                        let amount = price.unit_amount.ok_or_else(|| {
+                            InvalidField::new(
+                                "line_items",
+                                format!("price {} has no fixed unit amount", item.price),
+                            )
+                        })?;
+                        unit_amounts.insert(&item.price, amount);
+                    }
+                }
+                let subtotal: i64 = request
+                    .line_items
+                    .iter()
+                    .map(|i| unit_amounts[&i.price] * i64::from(i.quantity))
+                    .sum();
+                Ok(ApplicationFee::Amount(policy.fee_on(subtotal)))
+            }
+        }
+    }
+}
+
+/// How the platform is paid on a Connect sale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicationFee {
+    None,
+    /// `payment_intent_data[application_fee_amount]`, in the smallest currency unit.
+    Amount(i64),
+    /// `subscription_data[application_fee_percent]`, in basis points.
+    SubscriptionPercent(u32),
+}
+
+impl CheckoutConfig {
+    /// The exact form sent to `POST /v1/checkout/sessions`.
+    pub fn session_params(
+        &self,
+        request: &CreateSessionRequest,
+        now: i64,
+        fee: &ApplicationFee,
+    ) -> Result<Form, CheckoutError> {
+        let mut form = Form::new();
+        for (i, item) in request.line_items.iter().enumerate() {
+            form.push(format!("line_items[{i}][price]"), &item.price);
+            form.push(format!("line_items[{i}][quantity]"), item.quantity);
+        }
+        form.push(
+            "mode",
+            match Mode::from(request.mode) {
+                Mode::Payment => "payment",
+                _ => "subscription",
+            },
+        );
+        match request.ui_mode {
+            RequestUiMode::Hosted => {
+                form.push("ui_mode", "hosted");
+                form.push("success_url", &self.success_url);
+                form.push_opt("cancel_url", self.cancel_url.as_ref());
+            }
+            RequestUiMode::Embedded => {
+                let return_url = self.return_url.as_ref().ok_or_else(|| {
+                    InvalidField::new(
+                        "ui_mode",
+                        "embedded Checkout is not configured here (CHECKOUT_RETURN_URL)",
+                    )
+                })?;
+                form.push("ui_mode", "embedded");
+                form.push("return_url", return_url);
+            }
+        }
+        form.push("expires_at", now + self.expires_after_secs);
+        form.push_opt("customer", request.customer.as_ref());
+        form.push_opt(
+            "customer_email",
+            request.customer_email.as_ref().map(EmailAddress::as_str),
+        );
+        form.push_opt("locale", request.locale.as_ref().map(Locale::as_str));
+        if self.collect_promotions_consent {
+            form.push("consent_collection[promotions]", "auto");
+        }
+        if self.allow_promotion_codes {
+            form.push("allow_promotion_codes", "true");
+        }
+        if self.recovery {
+            form.push("after_expiration[recovery][enabled]", "true");
+            if self.allow_promotion_codes {
+                form.push("after_expiration[recovery][allow_promotion_codes]", "true");
+            }
+        }
+        for (key, value) in request.metadata.iter() {
+            form.push(format!("metadata[{key}]"), value);
+        }
+        match fee {
+            ApplicationFee::None => {}
+            ApplicationFee::Amount(amount) => {
+                form.push("payment_intent_data[application_fee_amount]", amount);
+            }
+            ApplicationFee::SubscriptionPercent(bps) => {
+                form.push(
+                    "subscription_data[application_fee_percent]",
+                    format_percent(*bps),
+                );
+            }
+        }
+        Ok(form)
+    }
+}
+
+/// Basis points as Stripe's decimal percent: 250 -> "2.5", 1000 -> "10".
+fn format_percent(bps: u32) -> String {
+    let whole = bps / 100;
+    match bps % 100 {
+        0 => whole.to_string(),
+        frac if frac % 10 == 0 => format!("{whole}.{}", frac / 10),
+        frac => format!("{whole}.{frac:02}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_formatting() {
+        assert_eq!(format_percent(250), "2.5");
+        assert_eq!(format_percent(1000), "10");
+        assert_eq!(format_percent(1), "0.01");
+        assert_eq!(format_percent(1234), "12.34");
+    }
+}

@@ -1,0 +1,555 @@
+//! What a merchant page may ask for, parsed into types that can only hold a valid request.
+//! Prices are Stripe Price IDs: amounts, `price_data` and any unknown field are refused, so a
+//! client can never set what it pays.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::ids::{AccountId, CustomerId, PriceId};
+use crate::stripe::{Mode, UiMode};
+
+/// Stripe's cap on line items in one session.
+pub const MAX_LINE_ITEMS: usize = 100;
+
+/// A request refused before Stripe is called, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidField {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidField {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An email address of plausible shape; Stripe and SES do the rest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmailAddress(String);
+
+impl TryFrom<String> for EmailAddress {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let value = value.trim().to_string();
+        let ok = value.len() <= 254
+            && value.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.len() <= 64
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains("..")
+            })
+            && !value.chars().any(|c| {
+                c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+            })
+            && value.matches('@').count() == 1;
+        if ok {
+            Ok(Self(value))
+        } else {
+            Err("not a valid email address".into())
+        }
+    }
+}
+
+impl From<EmailAddress> for String {
+    fn from(email: EmailAddress) -> Self {
+        email.0
+    }
+}
+
+impl EmailAddress {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checkout's supported locales.
+const LOCALES: &[&str] = &[
+    "auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr",
+    "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt",
+    "pt-BR", "ro", "ru", "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Locale(String);
+
+impl TryFrom<String> for Locale {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if LOCALES.contains(&value.as_str()) {
+            Ok(Self(value))
+        } else {
+            Err("not a locale Checkout supports (e.g. auto, en, fr, pt-BR)".into())
+        }
+    }
+}
+
+impl From<Locale> for String {
+    fn from(locale: Locale) -> Self {
+        locale.0
+    }
+}
+
+impl Locale {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineItemRequest {
+    pub price: PriceId,
+    pub quantity: u32,
+}
+
+/// Stripe's metadata limits: 50 keys, keys up to 40 characters without square brackets,
+/// values up to 500 characters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, String>")]
+pub struct Metadata(BTreeMap<String, String>);
+
+impl TryFrom<BTreeMap<String, String>> for Metadata {
+    type Error = String;
+
+    fn try_from(map: BTreeMap<String, String>) -> Result<Self, Self::Error> {
+        if map.len() > 50 {
+            return Err("at most 50 keys".into());
+        }
+        if let Some(key) = map
+            .keys()
+            .find(|k| k.is_empty() || k.chars().count() > 40 || k.contains(['[', ']']))
+        {
+            return Err(format!(
+                "key {key:?} must be 1 to 40 characters without [ or ]"
+            ));
+        }
+        if let Some(key) = map
+            .iter()
+            .find(|(_, v)| v.chars().count() > 500)
+            .map(|(k, _)| k)
+        {
+            return Err(format!("value of {key:?} is over 500 characters"));
+        }
+        Ok(Self(map))
+    }
+}
+
+impl Metadata {
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+}
+
+/// `POST /checkout/sessions`, as JSON or as an HTML form.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    pub line_items: Vec<LineItemRequest>,
+    pub mode: RequestMode,
+    #[serde(default = "hosted")]
+    pub ui_mode: RequestUiMode,
+    #[serde(default)]
+    pub customer: Option<CustomerId>,
+    #[serde(default)]
+    pub customer_email: Option<EmailAddress>,
+    #[serde(default)]
+    pub locale: Option<Locale>,
+    #[serde(default)]
+    pub account: Option<AccountId>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// The modes a merchant page may ask for (setup-mode sessions are not a purchase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestMode {
+    Payment,
+    Subscription,
+}
+
+impl From<RequestMode> for Mode {
+    fn from(mode: RequestMode) -> Self {
+        match mode {
+            RequestMode::Payment => Mode::Payment,
+            RequestMode::Subscription => Mode::Subscription,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestUiMode {
+    Hosted,
+    Embedded,
+}
+
+impl From<RequestUiMode> for UiMode {
+    fn from(mode: RequestUiMode) -> Self {
+        match mode {
+            RequestUiMode::Hosted => UiMode::Hosted,
+            RequestUiMode::Embedded => UiMode::Embedded,
+        }
+    }
+}
+
+fn hosted() -> RequestUiMode {
+    RequestUiMode::Hosted
+}
+
+/// Limits from configuration that a request is checked against.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    pub max_quantity: u32,
+    pub allowed_prices: Option<Vec<PriceId>>,
+}
+
+impl CreateSessionRequest {
+    pub fn from_json(body: &[u8], limits: &RequestLimits) -> Result<Self, InvalidField> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let request: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let message = describe(e.inner());
+            let path = e.path().to_string();
+            // serde names a missing field only in its message; make it the field at fault.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.split('`').next());
+            let field = match (path.as_str(), missing) {
+                (".", Some(name)) => name.to_string(),
+                ("." | "?", None) => "body".to_string(),
+                (path, Some(name)) => format!("{path}.{name}"),
+                (path, None) => path.to_string(),
+            };
+            InvalidField::new(field, message)
+        })?;
+        de.end()
+            .map_err(|e| InvalidField::new("body", describe(&e)))?;
+        request.check(limits)
+    }
+
+    /// An HTML form post: `price`/`quantity` for one item, or `line_items[N][price]` and
+    /// `line_items[N][quantity]`; `metadata[key]`; other fields by name. Mode defaults to
+    /// payment, since the quick-start form is a bare button.
+    pub fn from_form(body: &[u8], limits: &RequestLimits) -> Result<Self, InvalidField> {
+        let mut fields = Map::new();
+        let mut items: BTreeMap<usize, Map<String, Value>> = BTreeMap::new();
+        let mut metadata = Map::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            let value = value.into_owned();
+            if let Some(rest) = key.strip_prefix("line_items[") {
+                let parsed = rest.split_once("][").and_then(|(index, field)| {
+                    Some((index.parse::<usize>().ok()?, field.strip_suffix(']')?))
+                });
+                let Some((index, field)) = parsed.filter(|(index, _)| *index < MAX_LINE_ITEMS * 2)
+                else {
+                    return Err(InvalidField::new(
+                        key.as_ref(),
+                        "expected line_items[N][price] or line_items[N][quantity]",
+                    ));
+                };
+                items
+                    .entry(index)
+                    .or_default()
+                    .insert(field.to_string(), form_value(field, value));
+            } else if let Some(name) = key
+                .strip_prefix("metadata[")
+                .and_then(|k| k.strip_suffix(']'))
+            {
+                metadata.insert(name.to_string(), Value::String(value));
+            } else if key == "price" || key == "quantity" {
+                items
+                    .entry(usize::MAX)
+                    .or_default()
+                    .insert(key.to_string(), form_value(&key, value));
+            } else {
+                fields.insert(key.into_owned(), Value::String(value));
+            }
+        }
+        let line_items: Vec<Value> = items
+            .into_values()
+            .map(|mut item| {
+                item.entry("quantity").or_insert(Value::from(1));
+                Value::Object(item)
+            })
+            .collect();
+        fields.insert("line_items".into(), Value::Array(line_items));
+        fields
+            .entry("mode")
+            .or_insert_with(|| Value::String("payment".into()));
+        if !metadata.is_empty() {
+            fields.insert("metadata".into(), Value::Object(metadata));
+        }
+        let json = serde_json::to_vec(&Value::Object(fields)).expect("a map serializes");
+        Self::from_json(&json, limits)
+    }
+
+    fn check(self, limits: &RequestLimits) -> Result<Self, InvalidField> {
+        if self.line_items.is_empty() || self.line_items.len() > MAX_LINE_ITEMS {
+            return Err(InvalidField::new(
+                "line_items",
+                format!("between 1 and {MAX_LINE_ITEMS} items"),
+            ));
+        }
+        for (i, item) in self.line_items.iter().enumerate() {
+            if item.quantity == 0 || item.quantity > limits.max_quantity {
+                return Err(InvalidField::new(
+                    format!("line_items[{i}].quantity"),
+                    format!("between 1 and {}", limits.max_quantity),
+                ));
+            }
+            if let Some(allowed) = &limits.allowed_prices
+                && !allowed.contains(&item.price)
+            {
+                return Err(InvalidField::new(
+                    format!("line_items[{i}].price"),
+                    "this price is not sold here",
+                ));
+            }
+        }
+        if self.customer.is_some() && self.customer_email.is_some() {
+            return Err(InvalidField::new(
+                "customer_email",
+                "give customer or customer_email, not both",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// Quantities arrive as text in a form; anything that is not a number stays text and is
+/// refused by the typed parse with the field's name.
+fn form_value(field: &str, value: String) -> Value {
+    match (field, value.parse::<u64>()) {
+        ("quantity", Ok(n)) => Value::from(n),
+        _ => Value::String(value),
+    }
+}
+
+/// serde's message, without the "at line 1 column 7" position (the field name says where).
+fn describe(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> RequestLimits {
+        RequestLimits {
+            max_quantity: 10,
+            allowed_prices: None,
+        }
+    }
+
+    fn parse(json: &str) -> Result<CreateSessionRequest, InvalidField> {
+        CreateSessionRequest::from_json(json.as_bytes(), &limits())
+    }
+
+    #[test]
+    fn parses_a_full_request() {
+        let request = parse(
+            r#"{"line_items":[{"price":"price_A","quantity":2},{"price":"price_B","quantity":1}],"mode":"subscription","ui_mode":"embedded",
+                "customer_email":"jenny@example.com","locale":"fr","account":"acct_1X","metadata":{"cart":"42"}}"#,
+        )
+        .unwrap();
+        assert_eq!(request.line_items.len(), 2);
+        assert_eq!(request.mode, RequestMode::Subscription);
+        assert_eq!(request.ui_mode, RequestUiMode::Embedded);
+        assert_eq!(
+            request.customer_email.unwrap().as_str(),
+            "jenny@example.com"
+        );
+        assert_eq!(request.locale.unwrap().as_str(), "fr");
+        assert_eq!(request.account.unwrap().as_str(), "acct_1X");
+    }
+
+    #[test]
+    fn refuses_bad_requests_naming_the_field() {
+        let long_key = format!(r#"{{"{}":"v"}}"#, "k".repeat(41));
+        let many_keys = format!(
+            "{{{}}}",
+            (0..51)
+                .map(|i| format!(r#""k{i}":"v""#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let item = r#"{"price":"price_A","quantity":1}"#;
+        let too_many = format!("[{}]", vec![item; 101].join(","));
+        let cases: Vec<(String, &str)> = vec![
+            (r#"{"mode":"payment"}"#.into(), "line_items"),
+            (r#"{"line_items":[],"mode":"payment"}"#.into(), "line_items"),
+            (
+                format!(r#"{{"line_items":{too_many},"mode":"payment"}}"#),
+                "line_items",
+            ),
+            (
+                r#"{"line_items":[{"price_data":{"unit_amount":1}}],"mode":"payment"}"#.into(),
+                "line_items[0].price_data",
+            ),
+            (
+                r#"{"line_items":[{"price":"price_A","quantity":1,"amount":1}],"mode":"payment"}"#
+                    .into(),
+                "line_items[0].amount",
+            ),
+            (
+                r#"{"line_items":[{"price":"prod_A","quantity":1}],"mode":"payment"}"#.into(),
+                "line_items[0].price",
+            ),
+            (
+                r#"{"line_items":[{"price":"price_A","quantity":0}],"mode":"payment"}"#.into(),
+                "line_items[0].quantity",
+            ),
+            (
+                r#"{"line_items":[{"price":"price_A","quantity":11}],"mode":"payment"}"#.into(),
+                "line_items[0].quantity",
+            ),
+            (
+                r#"{"line_items":[{"price":"price_A","quantity":-1}],"mode":"payment"}"#.into(),
+                "line_items[0].quantity",
+            ),
+            (
+                r#"{"line_items":[{"price":"price_A"}],"mode":"payment"}"#.into(),
+                "line_items[0].quantity",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"setup"}}"#),
+                "mode",
+            ),
+            (format!(r#"{{"line_items":[{item}]}}"#), "mode"),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","ui_mode":"custom"}}"#),
+                "ui_mode",
+            ),
+            (
+                format!(
+                    r#"{{"line_items":[{item}],"mode":"payment","customer_email":"not-an-email"}}"#
+                ),
+                "customer_email",
+            ),
+            (
+                format!(
+                    r#"{{"line_items":[{item}],"mode":"payment","customer_email":"a@b.c","customer":"cus_1"}}"#
+                ),
+                "customer_email",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","customer":"acct_1"}}"#),
+                "customer",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","locale":"klingon"}}"#),
+                "locale",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","account":"cus_1"}}"#),
+                "account",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","metadata":{long_key}}}"#),
+                "metadata",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","metadata":{many_keys}}}"#),
+                "metadata",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","amount":100}}"#),
+                "amount",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment"}} trailing"#),
+                "body",
+            ),
+            ("not json".into(), "body"),
+        ];
+        for (json, field) in cases {
+            let err = parse(&json).expect_err(&json);
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_allow_list_restricts_prices() {
+        let limits = RequestLimits {
+            max_quantity: 10,
+            allowed_prices: Some(vec!["price_A".parse().unwrap()]),
+        };
+        let ok = r#"{"line_items":[{"price":"price_A","quantity":1}],"mode":"payment"}"#;
+        assert!(CreateSessionRequest::from_json(ok.as_bytes(), &limits).is_ok());
+        let other = ok.replace("price_A", "price_B");
+        let err = CreateSessionRequest::from_json(other.as_bytes(), &limits).unwrap_err();
+        assert_eq!(err.field, "line_items[0].price");
+    }
+
+    #[test]
+    fn parses_html_forms() {
+        let one = CreateSessionRequest::from_form(
+            b"price=price_A&quantity=2&customer_email=a%40b.co",
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(
+            one.line_items,
+            vec![LineItemRequest {
+                price: "price_A".parse().unwrap(),
+                quantity: 2
+            }]
+        );
+        assert_eq!(one.mode, RequestMode::Payment);
+        let many = CreateSessionRequest::from_form(
+            b"line_items[1][price]=price_B&line_items[0][price]=price_A&line_items[0][quantity]=3&mode=subscription&metadata[cart]=7",
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(many.line_items[0].quantity, 3);
+        assert_eq!(many.line_items[1].quantity, 1);
+        assert_eq!(many.mode, RequestMode::Subscription);
+        let err =
+            CreateSessionRequest::from_form(b"price=price_A&quantity=two", &limits()).unwrap_err();
+        assert_eq!(err.field, "line_items[0].quantity");
+        let err = CreateSessionRequest::from_form(b"line_items[x]=1", &limits()).unwrap_err();
+        assert_eq!(err.field, "line_items[x]");
+        let err =
+            CreateSessionRequest::from_form(b"price=price_A&unit_amount=1", &limits()).unwrap_err();
+        assert_eq!(err.field, "unit_amount");
+    }
+
+    #[test]
+    fn email_addresses() {
+        for ok in ["a@b.co", "jenny.rosen+tag@example.com"] {
+            assert!(EmailAddress::try_from(ok.to_string()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "a@b",
+            "@b.co",
+            "a@.co",
+            "a@b.co.",
+            "a b@c.co",
+            "a@b..co",
+            "a@b@c.co",
+            "<a@b.co>",
+            "a@b.co\r\nBcc: x@y.z",
+        ] {
+            assert!(EmailAddress::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+}

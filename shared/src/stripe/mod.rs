@@ -1,0 +1,453 @@
+//! A small typed Stripe API client over the bundle's one HTTP stack (hyper + rustls/ring).
+//!
+//! Hand-written rather than async-stripe: the bundle makes five calls, and async-stripe's
+//! generated API takes minutes to compile on 2 cores and grows every Lambda binary; its
+//! webhook helper is not needed (we verify every `v1` ourselves). What the client guarantees:
+//! `Stripe-Version` pinned, `Stripe-Account` for Connect, one `Idempotency-Key` per logical
+//! POST kept across retries, and retries with exponential backoff and full jitter on network
+//! errors, 409, 429 and 5xx, honouring `Stripe-Should-Retry`, never on other 4xx.
+
+mod error;
+mod form;
+mod types;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+pub use error::{ErrorKind, StripeError};
+pub use form::Form;
+pub use types::*;
+
+use crate::config::{self, ConfigError, Secret, Source};
+use crate::ids::{AccountId, PriceId, SessionId};
+
+/// The API version every request pins, so Stripe's answers keep the shapes in `types`.
+pub const API_VERSION: &str = "2025-03-31.basil";
+const DEFAULT_API_BASE: &str = "https://api.stripe.com";
+/// Stripe answers are small; this only stops a runaway body.
+const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct StripeConfig {
+    pub secret_key: Secret,
+    pub api_base: String,
+    pub timeout: Duration,
+    pub max_retries: u32,
+    /// First retry waits up to this long; each next one doubles, capped at `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl StripeConfig {
+    pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
+        let var = "STRIPE_SECRET_KEY";
+        let key = config::required(env, var)?;
+        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "expected a secret (sk_…) or restricted (rk_…) API key".into(),
+            });
+        }
+        let var = "STRIPE_API_BASE";
+        let api_base = config::optional(env, var).unwrap_or_else(|| DEFAULT_API_BASE.into());
+        let api_base =
+            check_api_base(&api_base).map_err(|reason| ConfigError::Invalid { var, reason })?;
+        Ok(Self {
+            secret_key: Secret::new(key),
+            api_base,
+            timeout: Duration::from_secs(config::parsed_or(env, "STRIPE_TIMEOUT_SECS", 10)?),
+            max_retries: config::parsed_or(env, "STRIPE_MAX_RETRIES", 2)?,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(5),
+        })
+    }
+}
+
+/// The API key travels in every request: plain HTTP is only allowed to loopback (tests, the
+/// local simulator).
+fn check_api_base(base: &str) -> Result<String, String> {
+    let uri: http::Uri = base.parse().map_err(|_| format!("{base:?} is not a URL"))?;
+    let loopback = matches!(uri.host(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        _ => return Err("must be https:// (http:// only to 127.0.0.1 or localhost)".into()),
+    }
+    Ok(base.trim_end_matches('/').to_string())
+}
+
+/// Per-request options: the connected account, and for POSTs the idempotency key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestOptions<'a> {
+    pub account: Option<&'a AccountId>,
+    pub idempotency_key: Option<&'a IdempotencyKey>,
+}
+
+/// An `Idempotency-Key`: the same key for every attempt of one logical request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// A fresh random key, for requests the caller gave no key for.
+    pub fn generate(namespace: &str) -> Self {
+        let mut bytes = [0u8; 16];
+        getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+        Self(format!("{namespace}:{}", hex::encode(bytes)))
+    }
+
+    /// A key derived from the caller's, namespaced so it cannot collide with keys the bundle
+    /// makes for other requests. Stripe accepts up to 255 characters.
+    pub fn from_caller(namespace: &str, caller_key: &str) -> Result<Self, String> {
+        let ok = (1..=200).contains(&caller_key.len())
+            && caller_key.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(Self(format!("{namespace}:caller:{caller_key}")))
+        } else {
+            Err("Idempotency-Key must be 1 to 200 visible ASCII characters".into())
+        }
+    }
+
+    /// A key derived from a stable name (an order, an email), so a retried job reuses it.
+    pub fn derived(namespace: &str, name: &str) -> Self {
+        Self(format!("{namespace}:{name}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+#[derive(Clone)]
+pub struct StripeClient {
+    http: Client<Https, Full<Bytes>>,
+    config: StripeConfig,
+}
+
+impl StripeClient {
+    pub fn new(config: StripeConfig) -> Self {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+            .expect("the system has root certificates")
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(https);
+        Self { http, config }
+    }
+
+    /// `POST /v1/checkout/sessions`.
+    pub async fn create_checkout_session(
+        &self,
+        params: &Form,
+        options: RequestOptions<'_>,
+    ) -> Result<CheckoutSession, StripeError> {
+        self.send(Method::POST, "/v1/checkout/sessions", params, options)
+            .await
+    }
+
+    /// `GET /v1/checkout/sessions/{id}?expand[]=line_items`.
+    pub async fn retrieve_checkout_session(
+        &self,
+        id: &SessionId,
+        account: Option<&AccountId>,
+    ) -> Result<CheckoutSession, StripeError> {
+        let mut query = Form::new();
+        query.push("expand[]", "line_items");
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        self.send(
+            Method::GET,
+            &format!("/v1/checkout/sessions/{id}"),
+            &query,
+            options,
+        )
+        .await
+    }
+
+    /// Every line item of a session, following `has_more` with `starting_after`.
+    pub async fn list_line_items(
+        &self,
+        id: &SessionId,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<LineItem>, StripeError> {
+        let path = format!("/v1/checkout/sessions/{id}/line_items");
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        let mut items: Vec<LineItem> = Vec::new();
+        loop {
+            let mut query = Form::new();
+            query
+                .push("limit", 100)
+                .push("expand[]", "data.price.product");
+            query.push_opt("starting_after", items.last().map(|i| i.id.clone()));
+            let page: List<LineItem> = self.send(Method::GET, &path, &query, options).await?;
+            let done = !page.has_more || page.data.is_empty();
+            items.extend(page.data);
+            if done {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// `GET /v1/prices/{id}`: the server-side source of amounts (application fees).
+    pub async fn retrieve_price(
+        &self,
+        id: &PriceId,
+        account: Option<&AccountId>,
+    ) -> Result<Price, StripeError> {
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        self.send(
+            Method::GET,
+            &format!("/v1/prices/{id}"),
+            &Form::new(),
+            options,
+        )
+        .await
+    }
+
+    /// `POST /v1/promotion_codes`.
+    pub async fn create_promotion_code(
+        &self,
+        params: &Form,
+        options: RequestOptions<'_>,
+    ) -> Result<PromotionCode, StripeError> {
+        self.send(Method::POST, "/v1/promotion_codes", params, options)
+            .await
+    }
+
+    /// `GET /v1/events`: one page, for backfilling events a webhook outage missed.
+    pub async fn list_events(
+        &self,
+        query: &Form,
+        account: Option<&AccountId>,
+    ) -> Result<List<ListedEvent>, StripeError> {
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        self.send(Method::GET, "/v1/events", query, options).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        params: &Form,
+        options: RequestOptions<'_>,
+    ) -> Result<T, StripeError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.attempt(&method, path, params, options).await;
+            let retry = match &outcome {
+                Ok(_) => false,
+                Err(Attempt::Answered { should_retry, .. }) => *should_retry,
+                Err(Attempt::Failed(_)) => true,
+            };
+            if !retry || attempt >= self.config.max_retries {
+                return match outcome {
+                    Ok(body) => serde_json::from_slice(&body)
+                        .map_err(|e| StripeError::Decode(e.to_string())),
+                    Err(Attempt::Answered { error, .. } | Attempt::Failed(error)) => Err(error),
+                };
+            }
+            let delay = self.backoff(attempt, &outcome);
+            tracing::warn!(
+                path,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "retrying Stripe request"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Full jitter over an exponential ceiling; a `Retry-After` from Stripe raises the floor.
+    fn backoff(&self, attempt: u32, outcome: &Result<Bytes, Attempt>) -> Duration {
+        let ceiling = self
+            .config
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(attempt))
+            .min(self.config.max_backoff);
+        let jittered = ceiling.mul_f64(0.5 + fastrand::f64() / 2.0);
+        match outcome {
+            Err(Attempt::Answered {
+                retry_after: Some(after),
+                ..
+            }) => jittered.max((*after).min(self.config.max_backoff)),
+            _ => jittered,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        path: &str,
+        params: &Form,
+        options: RequestOptions<'_>,
+    ) -> Result<Bytes, Attempt> {
+        let encoded = params.encode();
+        let (uri, body) = if method == Method::GET {
+            let sep = if encoded.is_empty() { "" } else { "?" };
+            (
+                format!("{}{path}{sep}{encoded}", self.config.api_base),
+                String::new(),
+            )
+        } else {
+            (format!("{}{path}", self.config.api_base), encoded)
+        };
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.config.secret_key.expose()),
+            )
+            .header("Stripe-Version", API_VERSION)
+            .header(
+                header::USER_AGENT,
+                concat!("stripe-checkout-lambda/", env!("CARGO_PKG_VERSION")),
+            );
+        if method == Method::POST {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        if let Some(account) = options.account {
+            request = request.header("Stripe-Account", account.as_str());
+        }
+        if let Some(key) = options.idempotency_key {
+            request = request.header("Idempotency-Key", key.as_str());
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Attempt::Failed(StripeError::Network(e.to_string())))?;
+
+        let timeout = self.config.timeout;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| StripeError::Network(e.to_string()))?;
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| StripeError::Network(e.to_string()))?
+                .to_bytes();
+            Ok::<_, StripeError>((parts, body))
+        };
+        let (parts, body) = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(Attempt::Failed(StripeError::Timeout(timeout))),
+            Ok(Err(error)) => return Err(Attempt::Failed(error)),
+            Ok(Ok(answer)) => answer,
+        };
+        if parts.status.is_success() {
+            return Ok(body);
+        }
+        let header_str = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let should_retry = match header_str("stripe-should-retry").as_deref() {
+            Some("true") => true,
+            Some("false") => false,
+            _ => {
+                matches!(
+                    parts.status,
+                    StatusCode::CONFLICT | StatusCode::TOO_MANY_REQUESTS
+                ) || parts.status.is_server_error()
+            }
+        };
+        let retry_after = header_str("retry-after")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let error = error::from_response(parts.status.as_u16(), &body, header_str("request-id"));
+        Err(Attempt::Answered {
+            error,
+            should_retry,
+            retry_after,
+        })
+    }
+}
+
+/// How one attempt ended, when it did not succeed.
+enum Attempt {
+    Answered {
+        error: StripeError,
+        should_retry: bool,
+        retry_after: Option<Duration>,
+    },
+    Failed(StripeError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_base_must_be_https_except_on_loopback() {
+        assert_eq!(
+            check_api_base("https://api.stripe.com/").unwrap(),
+            "https://api.stripe.com"
+        );
+        assert!(check_api_base("http://127.0.0.1:12111").is_ok());
+        assert!(check_api_base("http://localhost:12111").is_ok());
+        assert!(check_api_base("http://api.stripe.com").is_err());
+        assert!(check_api_base("ftp://x").is_err());
+        assert!(check_api_base("not a url").is_err());
+    }
+
+    #[test]
+    fn config_names_the_bad_variable() {
+        let err = StripeConfig::from_env(&[("STRIPE_SECRET_KEY", "pk_test_1")]).unwrap_err();
+        assert!(err.to_string().contains("STRIPE_SECRET_KEY"));
+        let err = StripeConfig::from_env(&[
+            ("STRIPE_SECRET_KEY", "sk_test_1"),
+            ("STRIPE_API_BASE", "http://evil.example"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("STRIPE_API_BASE"));
+        assert!(
+            !format!(
+                "{:?}",
+                StripeConfig::from_env(&[("STRIPE_SECRET_KEY", "sk_test_secret")]).unwrap()
+            )
+            .contains("sk_test_secret")
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_namespaced_and_checked() {
+        let a = IdempotencyKey::generate("checkout");
+        assert!(a.as_str().starts_with("checkout:") && a != IdempotencyKey::generate("checkout"));
+        assert_eq!(
+            IdempotencyKey::from_caller("checkout", "abc-123")
+                .unwrap()
+                .as_str(),
+            "checkout:caller:abc-123"
+        );
+        assert!(IdempotencyKey::from_caller("checkout", "").is_err());
+        assert!(IdempotencyKey::from_caller("checkout", "has space").is_err());
+        assert!(IdempotencyKey::from_caller("checkout", &"x".repeat(201)).is_err());
+    }
+}
