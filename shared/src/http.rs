@@ -5,6 +5,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::checkout::CheckoutError;
+use crate::fulfillment::{FulfillmentError, LandingError};
 use crate::store::StoreError;
 use crate::stripe::{ErrorKind, StripeError};
 use crate::webhook::{SignatureError, WebhookError};
@@ -186,4 +187,36 @@ pub fn not_configured(variable: &'static str) -> Response<Body> {
         }
     }
     error(&NotConfigured(variable))
+}
+
+impl ApiError for LandingError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidSessionId(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownSession => StatusCode::NOT_FOUND,
+            Self::Fulfillment(FulfillmentError::Stripe(
+                StripeError::Timeout(_) | StripeError::Network(_),
+            )) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Fulfillment(FulfillmentError::Stripe(err))
+                if err.kind() == Some(ErrorKind::RateLimit) =>
+            {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Fulfillment(FulfillmentError::Stripe(_)) => StatusCode::BAD_GATEWAY,
+            Self::Fulfillment(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidSessionId(_) => "invalid_request",
+            Self::UnknownSession => "not_found",
+            Self::Fulfillment(FulfillmentError::Stripe(_)) => "stripe_unavailable",
+            Self::Fulfillment(_) => "fulfillment_unavailable",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        matches!(self, Self::InvalidSessionId(_)).then_some("session_id")
+    }
 }

@@ -2,11 +2,13 @@
 //! conditional write, so concurrent Lambdas race safely on DynamoDB, not in memory.
 
 mod events;
+mod orders;
 mod sessions;
 pub mod tables;
 
 pub use aws_sdk_dynamodb::Client as DynamoDb;
 pub use events::{EventRecord, EventStore, Recorded};
+pub use orders::{Claim, FulfillmentState, OrderDetails, OrderLine, OrderRecord, OrderStore};
 pub use sessions::{SessionRecord, SessionStore};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

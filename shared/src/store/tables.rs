@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
-use super::{DynamoDb, EventStore, SessionStore, StoreError};
+use super::{DynamoDb, EventStore, OrderStore, SessionStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -25,6 +25,13 @@ pub const SESSIONS: TableSpec = TableSpec {
     partition_key: SessionStore::KEY,
     stream: None,
     ttl_attribute: Some("ttl"),
+};
+
+/// Orders have a stream too, so other systems (shipping, analytics) can follow fulfilments.
+pub const ORDERS: TableSpec = TableSpec {
+    partition_key: OrderStore::KEY,
+    stream: Some(StreamViewType::NewAndOldImages),
+    ttl_attribute: None,
 };
 
 /// Creates the table if it does not exist yet, then enables its TTL.

@@ -25,7 +25,7 @@ pub use form::Form;
 pub use types::*;
 
 use crate::config::{self, ConfigError, Secret, Source};
-use crate::ids::{AccountId, PriceId, SessionId};
+use crate::ids::{AccountId, PaymentIntentId, PriceId, SessionId};
 
 /// The API version every request pins, so Stripe's answers keep the shapes in `types`.
 pub const API_VERSION: &str = "2025-03-31.basil";
@@ -201,6 +201,44 @@ impl StripeClient {
                 return Ok(items);
             }
         }
+    }
+
+    /// `GET /v1/payment_intents/{id}`.
+    pub async fn retrieve_payment_intent(
+        &self,
+        id: &PaymentIntentId,
+        account: Option<&AccountId>,
+    ) -> Result<PaymentIntent, StripeError> {
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        self.send(
+            Method::GET,
+            &format!("/v1/payment_intents/{id}"),
+            &Form::new(),
+            options,
+        )
+        .await
+    }
+
+    /// The Checkout Session a PaymentIntent belongs to, if any
+    /// (`GET /v1/checkout/sessions?payment_intent=…`).
+    pub async fn session_for_payment_intent(
+        &self,
+        id: &PaymentIntentId,
+        account: Option<&AccountId>,
+    ) -> Result<Option<CheckoutSession>, StripeError> {
+        let mut query = Form::new();
+        query.push("payment_intent", id).push("limit", 1);
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        let page: List<CheckoutSession> = self
+            .send(Method::GET, "/v1/checkout/sessions", &query, options)
+            .await?;
+        Ok(page.data.into_iter().next())
     }
 
     /// `GET /v1/prices/{id}`: the server-side source of amounts (application fees).

@@ -179,3 +179,22 @@ pub struct ListedEvent {
     pub account: Option<String>,
     pub data: serde_json::Value,
 }
+
+/// A PaymentIntent, as in `payment_intent.*` events (Payment Element flows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentIntent {
+    pub id: PaymentIntentId,
+    pub amount: i64,
+    #[serde(default)]
+    pub amount_received: i64,
+    pub currency: String,
+    pub status: String,
+    #[serde(default)]
+    pub customer: Option<CustomerId>,
+    #[serde(default)]
+    pub receipt_email: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}

@@ -1,0 +1,126 @@
+//! `GET /checkout/complete?session_id=cs_…`: the success URL's landing page. It runs
+//! `fulfill_checkout` so a customer who is there gets their order at once, even when the
+//! webhook is late, and reports the order's status as JSON.
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
+use crate::http as api;
+use crate::ids::SessionId;
+use crate::store::{FulfillmentState, OrderLine, StoreError};
+use crate::webhook::unix_now;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LandingError {
+    #[error("session_id: {0}")]
+    InvalidSessionId(&'static str),
+    #[error("no such Checkout Session")]
+    UnknownSession,
+    #[error(transparent)]
+    Fulfillment(FulfillmentError),
+}
+
+impl From<FulfillmentError> for LandingError {
+    fn from(err: FulfillmentError) -> Self {
+        match err {
+            FulfillmentError::NotFound(_) => Self::UnknownSession,
+            other => Self::Fulfillment(other),
+        }
+    }
+}
+
+impl From<StoreError> for LandingError {
+    fn from(err: StoreError) -> Self {
+        Self::Fulfillment(err.into())
+    }
+}
+
+/// What the landing page reports.
+#[derive(Debug, Serialize)]
+pub struct LandingPage {
+    pub session_id: SessionId,
+    /// `fulfilled`, `awaiting_payment`, `processing` or `payment_failed`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<crate::stripe::PaymentStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_items: Option<Vec<OrderLine>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_total: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+pub async fn handle<F: Fulfil>(
+    fulfillment: &Fulfillment<F>,
+    sessions: &crate::store::SessionStore,
+    request: Request,
+    deadline: Option<i64>,
+) -> Response<Body> {
+    if request.method() != Method::GET {
+        return api::method_not_allowed("GET");
+    }
+    match page(fulfillment, sessions, &request, deadline).await {
+        Ok(page) => api::json(StatusCode::OK, &page),
+        Err(err) => api::error(&err),
+    }
+}
+
+async fn page<F: Fulfil>(
+    fulfillment: &Fulfillment<F>,
+    sessions: &crate::store::SessionStore,
+    request: &Request,
+    deadline: Option<i64>,
+) -> Result<LandingPage, LandingError> {
+    let raw = form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "session_id")
+        .map(|(_, value)| value.into_owned())
+        .ok_or(LandingError::InvalidSessionId("missing"))?;
+    let session_id: SessionId = raw
+        .parse()
+        .map_err(|_| LandingError::InvalidSessionId("not a Checkout Session id (cs_…)"))?;
+    // The session was created here: its record says which connected account it lives on.
+    let account = sessions
+        .get(&session_id)
+        .await?
+        .and_then(|record| record.account);
+    let now = unix_now();
+    let outcome = fulfillment
+        .fulfill_checkout(
+            &session_id,
+            account.as_ref(),
+            fulfillment.lease_until(now, deadline),
+            now,
+        )
+        .await?;
+    let mut page = LandingPage {
+        session_id,
+        status: "processing",
+        payment_status: None,
+        line_items: None,
+        amount_total: None,
+        currency: None,
+    };
+    match outcome {
+        Outcome::Fulfilled(order) => {
+            debug_assert!(matches!(order.state, FulfillmentState::Fulfilled { .. }));
+            page.status = "fulfilled";
+            let order = *order;
+            page.payment_status = order.payment_status;
+            if let Some(details) = order.details {
+                page.amount_total = Some(details.amount_total);
+                page.currency = Some(details.currency);
+                page.line_items = Some(details.line_items);
+            }
+        }
+        Outcome::AwaitingPayment => {
+            page.status = "awaiting_payment";
+            page.payment_status = Some(crate::stripe::PaymentStatus::Unpaid);
+        }
+        Outcome::PaymentFailed => page.status = "payment_failed",
+        Outcome::InProgressElsewhere => {}
+    }
+    Ok(page)
+}

@@ -1,0 +1,297 @@
+//! The orders table: one item per order (a Checkout Session or a standalone PaymentIntent),
+//! moved through its `FulfillmentState` only by conditional writes, so any number of
+//! concurrent invocations fulfil an order exactly once.
+//!
+//! Like AWS Powertools' idempotency records, a claim is "in progress" with an owner; unlike
+//! Powertools' known failure mode (an in-progress record without expiry blocks forever), every
+//! claim carries a lease expiry derived from the claimant's own deadline, after which any
+//! invocation may take it over.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use super::{DynamoDb, StoreError, is_conditional_check_failure};
+use crate::config::TableName;
+use crate::ids::AccountId;
+use crate::stripe::PaymentStatus;
+
+/// Where an order stands. The lease exists only while in progress, by construction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FulfillmentState {
+    /// Completed but not yet paid (delayed payment methods), or a PaymentIntent processing.
+    AwaitingPayment,
+    InProgress {
+        lease_owner: String,
+        lease_expires_at: i64,
+    },
+    Fulfilled {
+        fulfilled_at: i64,
+    },
+    PaymentFailed,
+    /// A permanent error (the session does not exist on this account): recorded, not retried.
+    Failed {
+        reason: String,
+    },
+}
+
+impl FulfillmentState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AwaitingPayment => "awaiting_payment",
+            Self::InProgress { .. } => "in_progress",
+            Self::Fulfilled { .. } => "fulfilled",
+            Self::PaymentFailed => "payment_failed",
+            Self::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// What was sold, written once when the order is fulfilled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderDetails {
+    pub line_items: Vec<OrderLine>,
+    pub currency: String,
+    pub amount_subtotal: i64,
+    pub amount_total: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_intent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    pub description: String,
+    pub quantity: u64,
+    pub amount_subtotal: i64,
+    pub amount_total: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    pub order_id: String,
+    #[serde(flatten)]
+    pub state: FulfillmentState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_status: Option<PaymentStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<OrderDetails>,
+    #[serde(default)]
+    pub attempts: u32,
+    pub updated_at: i64,
+}
+
+/// The outcome of trying to claim an order for fulfilment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    Acquired,
+    /// Someone else has it (fulfilled, or in progress under a live lease).
+    Held(Box<OrderRecord>),
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    client: DynamoDb,
+    table: TableName,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+impl OrderStore {
+    pub const KEY: &'static str = "order_id";
+
+    pub fn new(client: DynamoDb, table: TableName) -> Self {
+        Self { client, table }
+    }
+
+    pub async fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
+        super::get_item(&self.client, &self.table, Self::KEY, order_id).await
+    }
+
+    /// Claims the order unless it is fulfilled or held under a live lease.
+    pub async fn claim(
+        &self,
+        order_id: &str,
+        account: Option<&AccountId>,
+        owner: &str,
+        lease_expires_at: i64,
+        now: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut values = HashMap::from([
+            (":in_progress".to_string(), s("in_progress")),
+            (":fulfilled".to_string(), s("fulfilled")),
+            (":owner".to_string(), s(owner)),
+            (":lease".to_string(), n(lease_expires_at)),
+            (":now".to_string(), n(now)),
+            (":zero".to_string(), n(0)),
+            (":one".to_string(), n(1)),
+        ]);
+        let mut set = "#state = :in_progress, lease_owner = :owner, lease_expires_at = :lease, updated_at = :now, attempts = if_not_exists(attempts, :zero) + :one".to_string();
+        if let Some(account) = account {
+            values.insert(":account".into(), s(account.as_str()));
+            set.push_str(", account = :account");
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(order_id))
+            .update_expression(format!("SET {set} REMOVE fulfilled_at, reason"))
+            .condition_expression(
+                "attribute_not_exists(#key) OR (#state <> :fulfilled AND (#state <> :in_progress OR lease_expires_at < :now))",
+            )
+            .expression_attribute_names("#key", Self::KEY)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Acquired),
+            Err(err) if is_conditional_check_failure(&err) => {
+                let current = self.get(order_id).await?.ok_or(StoreError::Unavailable {
+                    operation: "GetItem",
+                    detail: "an order that refused a claim has disappeared".into(),
+                })?;
+                Ok(Claim::Held(Box::new(current)))
+            }
+            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
+        }
+    }
+
+    /// Marks a claimed order fulfilled with its details. `false` when the claim was lost
+    /// (the lease expired and another invocation took over).
+    pub async fn complete(
+        &self,
+        order_id: &str,
+        owner: &str,
+        payment_status: PaymentStatus,
+        details: &OrderDetails,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(order_id))
+            .update_expression("SET #state = :fulfilled, fulfilled_at = :now, updated_at = :now, details = :details, payment_status = :paid REMOVE lease_owner, lease_expires_at")
+            .condition_expression("#state = :in_progress AND lease_owner = :owner")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":fulfilled", s("fulfilled"))
+            .expression_attribute_values(":in_progress", s("in_progress"))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":details", serde_dynamo::to_attribute_value(details)?)
+            .expression_attribute_values(":paid", serde_dynamo::to_attribute_value(payment_status)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failure(&err) => Ok(false),
+            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
+        }
+    }
+
+    /// Gives a claim back after a failed fulfilment so the next retry can take it at once.
+    pub async fn release(&self, order_id: &str, owner: &str, now: i64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(order_id))
+            .update_expression("SET lease_expires_at = :expired, updated_at = :now")
+            .condition_expression("#state = :in_progress AND lease_owner = :owner")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":in_progress", s("in_progress"))
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":expired", n(0))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_conditional_check_failure(&err) => Ok(()),
+            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
+        }
+    }
+
+    /// Records a state other than in progress/fulfilled, but never over a fulfilled order or a
+    /// live claim, and never over any state in `keep` (so a late "processing" does not undo a
+    /// recorded failure). Returns whether it was written.
+    pub async fn record(
+        &self,
+        order_id: &str,
+        state: &FulfillmentState,
+        account: Option<&AccountId>,
+        payment_status: Option<PaymentStatus>,
+        keep: &[&str],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut values = HashMap::from([
+            (":state".to_string(), s(state.name())),
+            (":fulfilled".to_string(), s("fulfilled")),
+            (":in_progress".to_string(), s("in_progress")),
+            (":now".to_string(), n(now)),
+        ]);
+        let mut set = vec!["#state = :state", "updated_at = :now"];
+        if let FulfillmentState::Failed { reason } = state {
+            values.insert(":reason".into(), s(reason.as_str()));
+            set.push("reason = :reason");
+        }
+        if let Some(account) = account {
+            values.insert(":account".into(), s(account.as_str()));
+            set.push("account = :account");
+        }
+        if let Some(status) = payment_status {
+            values.insert(
+                ":payment_status".into(),
+                serde_dynamo::to_attribute_value(status)?,
+            );
+            set.push("payment_status = :payment_status");
+        }
+        let mut condition = "attribute_not_exists(#key) OR (#state <> :fulfilled AND (#state <> :in_progress OR lease_expires_at < :now)".to_string();
+        for (i, kept) in keep.iter().enumerate() {
+            values.insert(format!(":keep{i}"), s(*kept));
+            condition.push_str(&format!(" AND #state <> :keep{i}"));
+        }
+        condition.push(')');
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(order_id))
+            .update_expression(format!(
+                "SET {} REMOVE lease_owner, lease_expires_at",
+                set.join(", ")
+            ))
+            .condition_expression(condition)
+            .expression_attribute_names("#key", Self::KEY)
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_conditional_check_failure(&err) => Ok(false),
+            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
+        }
+    }
+}
