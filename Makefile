@@ -14,6 +14,9 @@ export EVENTS_TABLE ?= checkout-events
 export STRIPE_WEBHOOK_SECRET ?= whsec_local_development_secret
 export PORT ?= 9000
 export SESSIONS_TABLE ?= checkout-sessions
+export ORDERS_TABLE ?= checkout-orders
+export MAIL_FROM ?= orders@shop.example
+export MERCHANT_NAME ?= Demo Shop
 export CHECKOUT_SUCCESS_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?session_id={CHECKOUT_SESSION_ID}
 export CHECKOUT_RETURN_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?session_id={CHECKOUT_SESSION_ID}
 export CHECKOUT_CANCEL_URL ?= http://127.0.0.1:$(PORT)/

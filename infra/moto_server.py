@@ -7,6 +7,7 @@ real service's semantics; clients still send concurrently, so the tests still ra
 """
 
 import argparse
+import json
 import threading
 
 from moto.moto_server.werkzeug_app import (
@@ -17,11 +18,37 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import run_simple
 
 
+def outbox():
+    """Every email moto's SES accepted, for the tests and the dev outbox page: moto keeps
+    them only in memory, behind no AWS API."""
+    from moto.ses.models import ses_backends
+
+    messages = []
+    for account, regions in ses_backends.items():
+        for region, backend in regions.items():
+            for message in backend.sent_messages:
+                messages.append(
+                    {
+                        "id": message.id,
+                        "source": message.source,
+                        "destinations": getattr(message, "destinations", None),
+                        "raw": getattr(message, "raw_data", None),
+                        "subject": getattr(message, "subject", None),
+                        "body": getattr(message, "body", None),
+                    }
+                )
+    return messages
+
+
 def atomic(app):
     lock = threading.Lock()
 
     def serialised(environ, start_response):
         with lock:
+            if environ.get("PATH_INFO") == "/_outbox":
+                body = json.dumps(outbox()).encode()
+                start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+                return [body]
             return list(app(environ, start_response))
 
     return serialised

@@ -3,10 +3,13 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
 use checkout_core::{
     aws,
     config::{Secret, TableName},
-    store::{DynamoDb, tables},
+    events::Event,
+    mail::EmailAddress,
+    store::{DynamoDb, EventRecord, tables},
     webhook,
 };
 use lambda_http::{Body, Request};
@@ -115,4 +118,92 @@ pub fn checkout_request(content_type: &str, body: &str, headers: &[(&str, &str)]
 /// The form pairs of a request Stripe received, decoded, in order.
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
+}
+
+pub async fn orders_table(client: &DynamoDb) -> TableName {
+    let name = unique_table("orders");
+    tables::ensure(client, name.as_str(), &tables::ORDERS)
+        .await
+        .expect("create orders table");
+    name
+}
+
+pub async fn ses() -> aws_sdk_sesv2::Client {
+    dynamodb().await; // same loopback check
+    aws_sdk_sesv2::Client::new(&aws::sdk_config().await)
+}
+
+/// A sender moto (like SES) accepts: identities must be verified first.
+pub async fn verified_sender(ses: &aws_sdk_sesv2::Client) -> EmailAddress {
+    let address: EmailAddress = format!("{}@shop.example", unique_table("sender"))
+        .parse()
+        .unwrap();
+    ses.create_email_identity()
+        .email_identity(address.as_str())
+        .send()
+        .await
+        .expect("create identity");
+    address
+}
+
+/// An address no other test sends to.
+pub fn unique_recipient(name: &str) -> EmailAddress {
+    format!("{name}.{}@example.com", unique_table("to"))
+        .parse()
+        .unwrap()
+}
+
+/// An email moto's SES accepted.
+#[derive(Debug, serde::Deserialize)]
+pub struct SentEmail {
+    pub source: String,
+    pub destinations: serde_json::Value,
+    pub raw: Option<String>,
+}
+
+/// The emails sent to `recipient`, read from the moto launcher's outbox view.
+pub async fn outbox(recipient: &EmailAddress) -> Vec<SentEmail> {
+    use http_body_util::BodyExt;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client
+        .get(format!("{endpoint}/_outbox").parse().unwrap())
+        .await
+        .expect("outbox");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let all: Vec<SentEmail> = serde_json::from_slice(&body).expect("outbox JSON");
+    all.into_iter()
+        .filter(|m| m.destinations.to_string().contains(recipient.as_str()))
+        .collect()
+}
+
+/// A Stripe event as the webhook stores it.
+pub fn stored_event(
+    id: &str,
+    kind: &str,
+    object: serde_json::Value,
+    account: Option<&str>,
+) -> EventRecord {
+    let mut event: serde_json::Value = serde_json::from_str(&event_json(id, kind, object)).unwrap();
+    if let Some(account) = account {
+        event["account"] = account.into();
+    }
+    let event = Event::parse(event.to_string().as_bytes()).expect("event");
+    EventRecord::new(&event, webhook::unix_now(), 86_400)
+}
+
+/// A batch of stream records as Lambda delivers them from the events table (NEW_IMAGE).
+pub fn stream_batch(records: &[EventRecord]) -> StreamEvent {
+    let mut batch = StreamEvent::default();
+    for (i, record) in records.iter().enumerate() {
+        let mut out = StreamRecord::default();
+        out.event_name = "INSERT".into();
+        out.event_id = format!("{i}");
+        out.aws_region = "us-east-1".into();
+        out.change.sequence_number = Some(format!("{}", 1000 + i));
+        out.change.new_image = serde_dynamo::to_item(record).expect("item");
+        batch.records.push(out);
+    }
+    batch
 }

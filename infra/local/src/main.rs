@@ -1,23 +1,35 @@
 //! The local stack: serves every HTTP route of the bundle on loopback, at API Gateway's paths,
-//! from the same handlers the Lambda binaries run, against the DynamoDB endpoint in
-//! `AWS_ENDPOINT_URL` (moto, started by `make dev`).
+//! from the same handlers the Lambda binaries run, against the AWS endpoint in
+//! `AWS_ENDPOINT_URL` (moto, started by `make dev`), and feeds the events table's stream to
+//! the stream handlers as Lambda would.
+
+// The bundle's handler futures nest deeply (see functions/fulfillment).
+#![recursion_limit = "256"]
 
 mod server;
+mod streams;
+
+use std::sync::Arc;
 
 use checkout_core::{
     aws,
     checkout::{CheckoutConfig, SessionCreator},
     config::{self, ConfigError, ProcessEnv},
+    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    mail::{MailConfig, SesMailer},
     store::{DynamoDb, tables},
     webhook::{WebhookConfig, WebhookReceiver},
 };
 use tracing_subscriber::EnvFilter;
 
+pub type Fulfillment = FulfillmentApp<ConfirmationEmail<SesMailer>>;
+
 /// Everything the bundle's routes need, built once at start like each Lambda's cold start.
 pub struct Bundle {
     pub webhook: WebhookReceiver,
-    /// `None` until Stripe is configured (`STRIPE_SECRET_KEY`): the route then says so.
+    /// `None` until Stripe is configured (`STRIPE_SECRET_KEY`): those routes then say so.
     pub checkout: Option<SessionCreator>,
+    pub fulfillment: Option<Fulfillment>,
 }
 
 #[tokio::main]
@@ -27,35 +39,74 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let port: u16 = config::parsed_or(&ProcessEnv, "PORT", 9000)?;
-    let webhook_config = WebhookConfig::from_env(&ProcessEnv)?;
-    if config::optional(&ProcessEnv, "AWS_ENDPOINT_URL").is_none() {
+    let env = &ProcessEnv;
+    let port: u16 = config::parsed_or(env, "PORT", 9000)?;
+    if config::optional(env, "AWS_ENDPOINT_URL").is_none() {
         return Err(ConfigError::Missing("AWS_ENDPOINT_URL").into());
     }
-    let dynamodb = DynamoDb::new(&aws::sdk_config().await);
-    tables::ensure(
-        &dynamodb,
-        webhook_config.events_table.as_str(),
-        &tables::EVENTS,
-    )
-    .await?;
-    tracing::info!(table = %webhook_config.events_table, "events table ready");
+    let sdk = aws::sdk_config().await;
+    let dynamodb = DynamoDb::new(&sdk);
+    let webhook_config = WebhookConfig::from_env(env)?;
+    let events_table = webhook_config.events_table.to_string();
+    tables::ensure(&dynamodb, &events_table, &tables::EVENTS).await?;
 
-    let checkout = match config::optional(&ProcessEnv, "STRIPE_SECRET_KEY") {
-        None => {
-            tracing::warn!("STRIPE_SECRET_KEY is not set: POST /checkout/sessions answers 503");
-            None
-        }
-        Some(_) => {
-            let config = CheckoutConfig::from_env(&ProcessEnv)?;
-            tables::ensure(&dynamodb, config.sessions_table.as_str(), &tables::SESSIONS).await?;
-            tracing::info!(stripe = config.stripe.api_base, table = %config.sessions_table, "checkout sessions ready");
-            Some(SessionCreator::from_config(config, dynamodb.clone()))
-        }
+    let (checkout, fulfillment) = if config::optional(env, "STRIPE_SECRET_KEY").is_none() {
+        tracing::warn!("STRIPE_SECRET_KEY is not set: checkout and fulfillment routes answer 503");
+        (None, None)
+    } else {
+        let checkout = CheckoutConfig::from_env(env)?;
+        let fulfillment = FulfillmentConfig::from_env(env)?;
+        tables::ensure(
+            &dynamodb,
+            checkout.sessions_table.as_str(),
+            &tables::SESSIONS,
+        )
+        .await?;
+        tables::ensure(
+            &dynamodb,
+            fulfillment.orders_table.as_str(),
+            &tables::ORDERS,
+        )
+        .await?;
+        let ses = aws_sdk_sesv2::Client::new(&sdk);
+        // moto, like SES in the sandbox, only sends from a verified identity.
+        let mail = MailConfig::from_env(env)?;
+        let _ = ses
+            .create_email_identity()
+            .email_identity(mail.from_address.as_str())
+            .send()
+            .await;
+        tracing::info!(
+            stripe = checkout.stripe.api_base,
+            "checkout and fulfillment ready"
+        );
+        (
+            Some(SessionCreator::from_config(checkout, dynamodb.clone())),
+            Some(FulfillmentApp::new(
+                fulfillment,
+                dynamodb.clone(),
+                ConfirmationEmail::from_env(env, ses)?,
+            )),
+        )
     };
-    let bundle = Bundle {
-        webhook: WebhookReceiver::new(webhook_config, dynamodb),
+    let bundle = Arc::new(Bundle {
+        webhook: WebhookReceiver::new(webhook_config, dynamodb.clone()),
         checkout,
-    };
+        fulfillment,
+    });
+
+    let mut consumers: Vec<streams::Consumer> = Vec::new();
+    if bundle.fulfillment.is_some() {
+        let bundle = bundle.clone();
+        consumers.push(Box::new(move |batch| {
+            let bundle = bundle.clone();
+            Box::pin(async move {
+                let app = bundle.fulfillment.as_ref().expect("checked above");
+                app.handle_stream(batch, None).await
+            })
+        }));
+    }
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    tokio::spawn(streams::follow(dynamodb, streams, events_table, consumers));
     server::serve(bundle, port).await
 }

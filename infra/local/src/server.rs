@@ -25,6 +25,10 @@ pub async fn route(bundle: &Bundle, request: Request) -> Response<Body> {
             Some(creator) => checkout::handle(creator, request).await,
             None => api::not_configured("STRIPE_SECRET_KEY"),
         },
+        "/checkout/complete" => match &bundle.fulfillment {
+            Some(app) => app.handle_landing(request, None).await,
+            None => api::not_configured("STRIPE_SECRET_KEY"),
+        },
         _ => api::not_found(),
     }
 }
@@ -52,13 +56,12 @@ async fn answer(
     ))
 }
 
-pub async fn serve(bundle: Bundle, port: u16) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn serve(bundle: Arc<Bundle>, port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(
-        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions)"
+        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions, GET /checkout/complete)"
     );
-    let bundle = Arc::new(bundle);
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted?,

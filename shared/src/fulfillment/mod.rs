@@ -2,6 +2,7 @@
 //! many times and concurrently for one session (webhook stream, success landing page), fulfils
 //! only paid sessions, records the state of every order.
 
+pub mod lambda;
 mod landing;
 mod stream;
 
@@ -14,9 +15,10 @@ pub use stream::handle as handle_stream;
 
 use crate::config::{self, ConfigError, Source, TableName};
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
-use crate::mail::{EmailAddress, MailError, Mailer, Templates};
+use crate::mail::{EmailAddress, MailConfig, MailError, Mailer, SesMailer, Templates};
 use crate::store::{
-    Claim, DynamoDb, FulfillmentState, OrderDetails, OrderLine, OrderRecord, OrderStore, StoreError,
+    Claim, DynamoDb, FulfillmentState, OrderDetails, OrderLine, OrderRecord, OrderStore,
+    SessionStore, StoreError,
 };
 use crate::stripe::{
     CheckoutSession, LineItem, PaymentIntent, PaymentStatus, StripeClient, StripeConfig,
@@ -502,6 +504,55 @@ fn outcome_of(record: OrderRecord) -> Outcome {
         FulfillmentState::InProgress { .. } | FulfillmentState::Failed { .. } => {
             Outcome::InProgressElsewhere
         }
+    }
+}
+
+/// Everything the fulfillment function serves, built once at cold start.
+pub struct FulfillmentApp<F> {
+    pub fulfillment: Fulfillment<F>,
+    pub sessions: SessionStore,
+}
+
+impl<F: Fulfil> FulfillmentApp<F> {
+    pub fn new(config: FulfillmentConfig, dynamodb: DynamoDb, fulfiller: F) -> Self {
+        Self {
+            sessions: SessionStore::new(dynamodb.clone(), config.sessions_table.clone()),
+            fulfillment: Fulfillment::new(config, dynamodb, fulfiller),
+        }
+    }
+
+    pub async fn handle_stream(
+        &self,
+        batch: aws_lambda_events::event::dynamodb::Event,
+        deadline: Option<i64>,
+    ) -> aws_lambda_events::event::streams::DynamoDbEventResponse {
+        stream::handle(&self.fulfillment, batch, deadline).await
+    }
+
+    pub async fn handle_landing(
+        &self,
+        request: lambda_http::Request,
+        deadline: Option<i64>,
+    ) -> lambda_http::Response<lambda_http::Body> {
+        landing::handle(&self.fulfillment, &self.sessions, request, deadline).await
+    }
+}
+
+impl ConfirmationEmail<SesMailer> {
+    /// The default fulfilment from the environment: `ORDER_CONFIRMATION_EMAIL` (default on)
+    /// needs `MAIL_FROM` and `MERCHANT_NAME`.
+    pub fn from_env(env: &impl Source, ses: aws_sdk_sesv2::Client) -> Result<Self, ConfigError> {
+        let enabled: bool = config::parsed_or(env, "ORDER_CONFIRMATION_EMAIL", true)?;
+        let mailer = if enabled {
+            Some(SesMailer::new(ses, MailConfig::from_env(env)?))
+        } else {
+            None
+        };
+        Ok(Self {
+            mailer,
+            templates: Templates::from_env(env)?,
+            merchant_name: config::optional(env, "MERCHANT_NAME").unwrap_or_default(),
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use tracing::Instrument;
 
 use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
 use crate::events::{AccountId, EventType};
@@ -63,15 +64,21 @@ async fn process<F: Fulfil>(
             return Ok(());
         }
     };
+    let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = event.account.as_ref().map(AccountId::as_str));
+    act(fulfillment, &event, deadline).instrument(span).await
+}
+
+async fn act<F: Fulfil>(
+    fulfillment: &Fulfillment<F>,
+    event: &EventRecord,
+    deadline: Option<i64>,
+) -> Result<(), Retry> {
     let now = unix_now();
     let lease_until = fulfillment.lease_until(now, deadline);
     let account = event.account.as_ref();
-    let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = account.map(AccountId::as_str));
-    let _enter = span.enter();
-
     match event.kind {
         EventType::CheckoutSessionCompleted | EventType::CheckoutSessionAsyncPaymentSucceeded => {
-            let Some(session_id) = object_id::<SessionId>(&event) else {
+            let Some(session_id) = object_id::<SessionId>(event) else {
                 return Ok(());
             };
             match fulfillment
@@ -95,7 +102,7 @@ async fn process<F: Fulfil>(
             }
         }
         EventType::CheckoutSessionAsyncPaymentFailed => {
-            let Some(session_id) = object_id::<SessionId>(&event) else {
+            let Some(session_id) = object_id::<SessionId>(event) else {
                 return Ok(());
             };
             fulfillment
@@ -104,7 +111,7 @@ async fn process<F: Fulfil>(
             Ok(())
         }
         EventType::PaymentIntentSucceeded => {
-            let Some(intent) = payment_intent(fulfillment, &event).await? else {
+            let Some(intent) = payment_intent(fulfillment, event).await? else {
                 return Ok(());
             };
             let id = intent.id.clone();
@@ -129,7 +136,7 @@ async fn process<F: Fulfil>(
             }
         }
         EventType::PaymentIntentProcessing | EventType::PaymentIntentPaymentFailed => {
-            let Some(id) = object_id::<PaymentIntentId>(&event) else {
+            let Some(id) = object_id::<PaymentIntentId>(event) else {
                 return Ok(());
             };
             // Payments of Checkout Sessions are followed through the session's own events.

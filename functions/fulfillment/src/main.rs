@@ -1,0 +1,28 @@
+//! Triggered by the events table's stream (`checkout.session.*`, `payment_intent.*`) and by
+//! `GET /checkout/complete?session_id=…` on API Gateway (HTTP API, payload v2).
+
+// The handler's futures nest the AWS SDK, Stripe client and mailer futures deeper than
+// rustc's default layout depth.
+#![recursion_limit = "256"]
+
+use checkout_core::{
+    aws,
+    config::ProcessEnv,
+    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig, lambda},
+    store::DynamoDb,
+};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = FulfillmentConfig::from_env(&ProcessEnv)?;
+    let sdk = aws::sdk_config().await;
+    // Replace ConfirmationEmail with your own `Fulfil` implementation to grant access or ship.
+    let fulfiller = ConfirmationEmail::from_env(&ProcessEnv, aws_sdk_sesv2::Client::new(&sdk))?;
+    let app = &FulfillmentApp::new(config, DynamoDb::new(&sdk), fulfiller);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::Trigger>| {
+        lambda::dispatch(app, event)
+    }))
+    .await
+}

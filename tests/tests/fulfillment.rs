@@ -1,0 +1,664 @@
+//! Fulfilment exactly once: the stream handler and the landing page through the real
+//! `Fulfillment`, against moto (DynamoDB, SES v2) and a fake Stripe at the HTTP boundary.
+
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use checkout_core::{
+    config::{Secret, TableName},
+    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    mail::{EmailAddress, MailConfig, SesMailer, Templates},
+    store::{DynamoDb, FulfillmentState, OrderStore},
+    stripe::StripeConfig,
+    webhook::unix_now,
+};
+use integration_tests::*;
+use lambda_http::Body;
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+type App = FulfillmentApp<ConfirmationEmail<SesMailer>>;
+
+struct Harness {
+    stripe: MockServer,
+    dynamodb: DynamoDb,
+    orders: TableName,
+    app: Arc<App>,
+    buyer: EmailAddress,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::with_sender(true).await
+    }
+
+    async fn with_sender(verified: bool) -> Self {
+        let dynamodb = dynamodb().await;
+        let ses = ses().await;
+        let from = if verified {
+            verified_sender(&ses).await
+        } else {
+            "unverified@nowhere.example".parse().unwrap()
+        };
+        let stripe = MockServer::start().await;
+        let orders = orders_table(&dynamodb).await;
+        let config = FulfillmentConfig {
+            stripe: StripeConfig {
+                secret_key: Secret::new("sk_test_fake"),
+                api_base: stripe.uri(),
+                timeout: Duration::from_secs(2),
+                max_retries: 2,
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(20),
+            },
+            orders_table: orders.clone(),
+            sessions_table: sessions_table(&dynamodb).await,
+            lease_margin_secs: 5,
+            default_lease_secs: 30,
+        };
+        let fulfiller = ConfirmationEmail {
+            mailer: Some(SesMailer::new(
+                ses,
+                MailConfig {
+                    from_address: from,
+                    from_name: "Demo Shop".into(),
+                    configuration_set: None,
+                },
+            )),
+            templates: Templates::from_env(&[("UNUSED", "")]).unwrap(),
+            merchant_name: "Demo Shop".into(),
+        };
+        let app = Arc::new(FulfillmentApp::new(config, dynamodb.clone(), fulfiller));
+        Self {
+            stripe,
+            dynamodb,
+            orders,
+            app,
+            buyer: unique_recipient("buyer"),
+        }
+    }
+
+    fn session(&self, id: &str, payment_status: &str) -> Value {
+        json!({
+            "id": id, "object": "checkout.session", "mode": "payment", "status": "complete", "payment_status": payment_status,
+            "expires_at": unix_now() + 3600, "amount_subtotal": 4000, "amount_total": 4000, "currency": "eur",
+            "customer_details": {"email": self.buyer.as_str(), "name": "Jenny <b>Rosen</b>"},
+            "payment_intent": "pi_123", "metadata": {},
+            "line_items": {"object": "list", "has_more": false, "data": [
+                {"id": "li_1", "object": "item", "description": "T-shirt", "quantity": 2, "amount_subtotal": 4000, "amount_total": 4000, "currency": "eur",
+                 "price": {"id": "price_A", "object": "price", "currency": "eur", "unit_amount": 2000, "product": "prod_A"}}
+            ]}
+        })
+    }
+
+    async fn stripe_session(&self, id: &str, payment_status: &str) {
+        Mock::given(method("GET"))
+            .and(path(format!("/v1/checkout/sessions/{id}")))
+            .and(query_param("expand[]", "line_items"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(self.session(id, payment_status)),
+            )
+            .mount(&self.stripe)
+            .await;
+    }
+
+    fn orders(&self) -> OrderStore {
+        OrderStore::new(self.dynamodb.clone(), self.orders.clone())
+    }
+
+    async fn stripe_calls(&self) -> usize {
+        self.stripe
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .len()
+    }
+}
+
+fn completed(id: &str, session: &str) -> checkout_core::store::EventRecord {
+    stored_event(
+        id,
+        "checkout.session.completed",
+        json!({"id": session, "object": "checkout.session"}),
+        None,
+    )
+}
+
+fn landing(session: &str) -> lambda_http::Request {
+    http::Request::builder()
+        .uri(format!("/checkout/complete?session_id={session}"))
+        .body(Body::Empty)
+        .unwrap()
+}
+
+fn json_of(response: &lambda_http::Response<Body>) -> Value {
+    serde_json::from_slice(response.body()).unwrap()
+}
+
+#[tokio::test]
+async fn ten_stream_deliveries_and_five_landing_calls_fulfil_once_and_send_one_email() {
+    let h = Harness::new().await;
+    h.stripe_session("cs_test_race", "paid").await;
+    let record = completed("evt_race", "cs_test_race");
+
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (app, batch) = (h.app.clone(), stream_batch(std::slice::from_ref(&record)));
+        tasks.push(tokio::spawn(async move {
+            app.handle_stream(batch, None)
+                .await
+                .batch_item_failures
+                .len()
+        }));
+    }
+    let mut pages = Vec::new();
+    for _ in 0..5 {
+        let app = h.app.clone();
+        pages.push(tokio::spawn(async move {
+            app.handle_landing(landing("cs_test_race"), None).await
+        }));
+    }
+    let mut retried = 0;
+    for task in tasks {
+        retried += task.await.unwrap();
+    }
+    for page in pages {
+        let response = page.await.unwrap();
+        assert_eq!(response.status(), 200);
+        let status = json_of(&response)["status"].as_str().unwrap().to_string();
+        assert!(
+            ["fulfilled", "processing"].contains(&status.as_str()),
+            "{status}"
+        );
+    }
+    // Deliveries that met a live claim asked Lambda to retry them; retry those now.
+    for _ in 0..retried {
+        assert!(
+            h.app
+                .handle_stream(stream_batch(std::slice::from_ref(&record)), None)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+
+    let order = h
+        .orders()
+        .get("cs_test_race")
+        .await
+        .unwrap()
+        .expect("order");
+    assert!(
+        matches!(order.state, FulfillmentState::Fulfilled { .. }),
+        "{:?}",
+        order.state
+    );
+    assert_eq!(order.attempts, 1, "claimed exactly once");
+    let details = order.details.expect("details");
+    assert_eq!(
+        (details.amount_total, details.currency.as_str()),
+        (4000, "eur")
+    );
+    assert_eq!(details.line_items[0].product.as_deref(), Some("prod_A"));
+    assert_eq!(details.payment_intent.as_deref(), Some("pi_123"));
+    let sent = outbox(&h.buyer).await;
+    assert_eq!(sent.len(), 1, "one confirmation email");
+    let raw = sent[0].raw.as_deref().unwrap();
+    let html = &raw[raw.find("Content-Type: text/html").expect("an HTML part")..];
+    assert!(
+        html.contains("Jenny &lt;b&gt;Rosen&lt;") && !html.contains("<b>Rosen"),
+        "customer input is escaped in HTML"
+    );
+    assert!(raw.contains("40.00 EUR"));
+
+    let page = h.app.handle_landing(landing("cs_test_race"), None).await;
+    let page = json_of(&page);
+    assert_eq!(page["status"], "fulfilled");
+    assert_eq!(page["amount_total"], 4000);
+    assert_eq!(page["line_items"][0]["description"], "T-shirt");
+}
+
+#[tokio::test]
+async fn an_expired_claim_is_taken_over_and_a_live_one_is_retried_later() {
+    let h = Harness::new().await;
+    h.stripe_session("cs_test_crash", "paid").await;
+    let now = unix_now();
+    // An invocation claimed the order and died: its lease ran out a minute ago.
+    assert_eq!(
+        h.orders()
+            .claim(
+                "cs_test_crash",
+                None,
+                "crashed-invocation",
+                now - 60,
+                now - 120
+            )
+            .await
+            .unwrap(),
+        checkout_core::store::Claim::Acquired
+    );
+
+    let response = h
+        .app
+        .handle_stream(
+            stream_batch(&[completed("evt_crash", "cs_test_crash")]),
+            None,
+        )
+        .await;
+
+    assert!(response.batch_item_failures.is_empty());
+    let order = h.orders().get("cs_test_crash").await.unwrap().unwrap();
+    assert!(matches!(order.state, FulfillmentState::Fulfilled { .. }));
+    assert_eq!(order.attempts, 2);
+    assert_eq!(outbox(&h.buyer).await.len(), 1);
+
+    h.stripe_session("cs_test_busy", "paid").await;
+    h.orders()
+        .claim("cs_test_busy", None, "live-invocation", now + 600, now)
+        .await
+        .unwrap();
+    let response = h
+        .app
+        .handle_stream(stream_batch(&[completed("evt_busy", "cs_test_busy")]), None)
+        .await;
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "a live claim is retried, not dropped"
+    );
+    assert_eq!(
+        response.batch_item_failures[0].item_identifier.as_deref(),
+        Some("1000")
+    );
+}
+
+#[tokio::test]
+async fn an_unpaid_session_waits_for_async_payment_succeeded() {
+    let h = Harness::new().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_delayed"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(h.session("cs_test_delayed", "unpaid")),
+        )
+        .up_to_n_times(1)
+        .mount(&h.stripe)
+        .await;
+    h.stripe_session("cs_test_delayed", "paid").await;
+
+    assert!(
+        h.app
+            .handle_stream(
+                stream_batch(&[completed("evt_delayed_1", "cs_test_delayed")]),
+                None
+            )
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let order = h.orders().get("cs_test_delayed").await.unwrap().unwrap();
+    assert_eq!(order.state, FulfillmentState::AwaitingPayment);
+    assert!(outbox(&h.buyer).await.is_empty());
+
+    let succeeded = stored_event(
+        "evt_delayed_2",
+        "checkout.session.async_payment_succeeded",
+        json!({"id": "cs_test_delayed", "object": "checkout.session"}),
+        None,
+    );
+    assert!(
+        h.app
+            .handle_stream(stream_batch(&[succeeded]), None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let order = h.orders().get("cs_test_delayed").await.unwrap().unwrap();
+    assert!(matches!(order.state, FulfillmentState::Fulfilled { .. }));
+    assert_eq!(outbox(&h.buyer).await.len(), 1);
+}
+
+#[tokio::test]
+async fn out_of_order_and_duplicated_events_converge() {
+    let h = Harness::new().await;
+    h.stripe_session("cs_test_order", "paid").await;
+    let succeeded = stored_event(
+        "evt_o1",
+        "checkout.session.async_payment_succeeded",
+        json!({"id": "cs_test_order", "object": "checkout.session"}),
+        None,
+    );
+    let completed = completed("evt_o2", "cs_test_order");
+    let failed_late = stored_event(
+        "evt_o3",
+        "checkout.session.async_payment_failed",
+        json!({"id": "cs_test_order", "object": "checkout.session"}),
+        None,
+    );
+    let expired = stored_event(
+        "evt_o4",
+        "checkout.session.expired",
+        json!({"id": "cs_test_order", "object": "checkout.session"}),
+        None,
+    );
+
+    let batch = stream_batch(&[
+        succeeded.clone(),
+        completed.clone(),
+        succeeded,
+        failed_late,
+        expired,
+        completed,
+    ]);
+    assert!(
+        h.app
+            .handle_stream(batch, None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+
+    let order = h.orders().get("cs_test_order").await.unwrap().unwrap();
+    assert!(
+        matches!(order.state, FulfillmentState::Fulfilled { .. }),
+        "a late failure never undoes a fulfilment: {:?}",
+        order.state
+    );
+    assert_eq!(outbox(&h.buyer).await.len(), 1);
+
+    // A failed delayed payment is recorded, and a late "processing" does not hide it.
+    let h = Harness::new().await;
+    let failed = stored_event(
+        "evt_f1",
+        "checkout.session.async_payment_failed",
+        json!({"id": "cs_test_failed", "object": "checkout.session"}),
+        None,
+    );
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_failed"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(h.session("cs_test_failed", "unpaid")),
+        )
+        .mount(&h.stripe)
+        .await;
+    let batch = stream_batch(&[failed, completed_for("evt_f2", "cs_test_failed")]);
+    assert!(
+        h.app
+            .handle_stream(batch, None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(
+        h.orders()
+            .get("cs_test_failed")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        FulfillmentState::PaymentFailed
+    );
+}
+
+fn completed_for(id: &str, session: &str) -> checkout_core::store::EventRecord {
+    completed(id, session)
+}
+
+#[tokio::test]
+async fn stripe_errors_are_retried_or_recorded() {
+    let h = Harness::new().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_flaky"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_json(json!({"error": {"type": "api_error", "message": "boom"}})),
+        )
+        .up_to_n_times(1)
+        .mount(&h.stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_flaky"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(
+            json!({"error": {"type": "invalid_request_error", "message": "slow down"}}),
+        ))
+        .up_to_n_times(1)
+        .mount(&h.stripe)
+        .await;
+    h.stripe_session("cs_test_flaky", "paid").await;
+    assert!(
+        h.app
+            .handle_stream(
+                stream_batch(&[completed("evt_flaky", "cs_test_flaky")]),
+                None
+            )
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert!(matches!(
+        h.orders()
+            .get("cs_test_flaky")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        FulfillmentState::Fulfilled { .. }
+    ));
+    assert_eq!(
+        h.stripe_calls().await,
+        3,
+        "500 and 429 retried by the client"
+    );
+
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_missing"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {"type": "invalid_request_error", "code": "resource_missing", "message": "No such checkout.session"}})))
+        .mount(&h.stripe)
+        .await;
+    let response = h
+        .app
+        .handle_stream(
+            stream_batch(&[completed("evt_missing", "cs_test_missing")]),
+            None,
+        )
+        .await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "a permanent error is recorded, not retried forever"
+    );
+    let order = h.orders().get("cs_test_missing").await.unwrap().unwrap();
+    assert!(
+        matches!(order.state, FulfillmentState::Failed { .. }),
+        "{:?}",
+        order.state
+    );
+
+    let page = h.app.handle_landing(landing("cs_test_missing"), None).await;
+    assert_eq!(page.status(), 404);
+    for bad in [
+        "/checkout/complete",
+        "/checkout/complete?session_id=",
+        "/checkout/complete?session_id=pi_123",
+        "/checkout/complete?session_id=cs_%27%3B",
+    ] {
+        let request = http::Request::builder().uri(bad).body(Body::Empty).unwrap();
+        let response = h.app.handle_landing(request, None).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(json_of(&response)["error"]["param"], "session_id");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_fulfilment_releases_the_claim_for_the_retry() {
+    let h = Harness::with_sender(false).await;
+    h.stripe_session("cs_test_ses_down", "paid").await;
+
+    let response = h
+        .app
+        .handle_stream(
+            stream_batch(&[completed("evt_ses", "cs_test_ses_down")]),
+            None,
+        )
+        .await;
+
+    assert_eq!(
+        response.batch_item_failures.len(),
+        1,
+        "retried by the stream"
+    );
+    let order = h.orders().get("cs_test_ses_down").await.unwrap().unwrap();
+    let FulfillmentState::InProgress {
+        lease_expires_at, ..
+    } = order.state
+    else {
+        panic!("{:?}", order.state)
+    };
+    assert_eq!(
+        lease_expires_at, 0,
+        "released: the retry can take it at once"
+    );
+    assert!(outbox(&h.buyer).await.is_empty());
+}
+
+#[tokio::test]
+async fn connect_sessions_are_retrieved_on_the_connected_account_with_every_line_item() {
+    let h = Harness::new().await;
+    let mut session = h.session("cs_test_connect", "paid");
+    session["line_items"]["has_more"] = json!(true);
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_connect"))
+        .and(header("stripe-account", "acct_1Merchant"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(session))
+        .mount(&h.stripe)
+        .await;
+    let item = |id: &str| json!({"id": id, "object": "item", "description": id, "quantity": 1, "amount_subtotal": 100, "amount_total": 100, "currency": "eur"});
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_connect/line_items"))
+        .and(header("stripe-account", "acct_1Merchant"))
+        .and(query_param("starting_after", "li_2"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"object": "list", "has_more": false, "data": [item("li_3")]}),
+            ),
+        )
+        .mount(&h.stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_connect/line_items"))
+        .and(header("stripe-account", "acct_1Merchant"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "has_more": true, "data": [item("li_1"), item("li_2")]}),
+        ))
+        .mount(&h.stripe)
+        .await;
+    let event = stored_event(
+        "evt_connect",
+        "checkout.session.completed",
+        json!({"id": "cs_test_connect", "object": "checkout.session"}),
+        Some("acct_1Merchant"),
+    );
+
+    assert!(
+        h.app
+            .handle_stream(stream_batch(&[event]), None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+
+    let order = h.orders().get("cs_test_connect").await.unwrap().unwrap();
+    assert_eq!(order.account.unwrap().as_str(), "acct_1Merchant");
+    let lines: Vec<String> = order
+        .details
+        .unwrap()
+        .line_items
+        .into_iter()
+        .map(|l| l.description)
+        .collect();
+    assert_eq!(lines, ["li_1", "li_2", "li_3"]);
+}
+
+#[tokio::test]
+async fn payment_intents_of_checkout_sessions_are_not_fulfilled_twice() {
+    let h = Harness::new().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions"))
+        .and(query_param("payment_intent", "pi_of_session"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"object": "list", "has_more": false, "data": [h.session("cs_test_pi", "paid")]}),
+        ))
+        .mount(&h.stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "has_more": false, "data": []})),
+        )
+        .mount(&h.stripe)
+        .await;
+    let intent = |id: &str, status: &str| json!({"id": id, "object": "payment_intent", "amount": 1500, "amount_received": 1500, "currency": "usd", "status": status, "receipt_email": h.buyer.as_str()});
+
+    let batch = stream_batch(&[
+        stored_event(
+            "evt_pi1",
+            "payment_intent.succeeded",
+            intent("pi_of_session", "succeeded"),
+            None,
+        ),
+        stored_event(
+            "evt_pi2",
+            "payment_intent.processing",
+            intent("pi_standalone", "processing"),
+            None,
+        ),
+        stored_event(
+            "evt_pi3",
+            "payment_intent.succeeded",
+            intent("pi_standalone", "succeeded"),
+            None,
+        ),
+        stored_event(
+            "evt_pi4",
+            "payment_intent.succeeded",
+            intent("pi_standalone", "succeeded"),
+            None,
+        ),
+        stored_event(
+            "evt_pi5",
+            "payment_intent.payment_failed",
+            intent("pi_failed", "requires_payment_method"),
+            None,
+        ),
+    ]);
+    assert!(
+        h.app
+            .handle_stream(batch, None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+
+    assert_eq!(
+        h.orders().get("pi_of_session").await.unwrap(),
+        None,
+        "left to its Checkout Session"
+    );
+    let standalone = h.orders().get("pi_standalone").await.unwrap().unwrap();
+    assert!(matches!(
+        standalone.state,
+        FulfillmentState::Fulfilled { .. }
+    ));
+    assert_eq!(standalone.details.unwrap().amount_total, 1500);
+    assert_eq!(
+        h.orders().get("pi_failed").await.unwrap().unwrap().state,
+        FulfillmentState::PaymentFailed
+    );
+    assert_eq!(
+        outbox(&h.buyer).await.len(),
+        1,
+        "one confirmation for the standalone payment"
+    );
+}
