@@ -17,6 +17,11 @@ export SESSIONS_TABLE ?= checkout-sessions
 export ORDERS_TABLE ?= checkout-orders
 export MAIL_FROM ?= orders@shop.example
 export MERCHANT_NAME ?= Demo Shop
+export RECOVERY_TABLE ?= checkout-recovery
+export MERCHANT_POSTAL_ADDRESS ?= Demo Shop, 1 rue de Rivoli, 75001 Paris, France
+export UNSUBSCRIBE_SECRET ?= local-development-unsubscribe-secret-not-for-production
+export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
+export MERCHANT_SHOP_URL ?= http://127.0.0.1:$(PORT)/
 export CHECKOUT_SUCCESS_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?session_id={CHECKOUT_SESSION_ID}
 export CHECKOUT_RETURN_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?session_id={CHECKOUT_SESSION_ID}
 export CHECKOUT_CANCEL_URL ?= http://127.0.0.1:$(PORT)/

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::checkout::CheckoutError;
 use crate::fulfillment::{FulfillmentError, LandingError};
+use crate::recovery::RecoveryError;
 use crate::store::StoreError;
 use crate::stripe::{ErrorKind, StripeError};
 use crate::webhook::{SignatureError, WebhookError};
@@ -218,5 +219,27 @@ impl ApiError for LandingError {
 
     fn param(&self) -> Option<&str> {
         matches!(self, Self::InvalidSessionId(_)).then_some("session_id")
+    }
+}
+
+impl ApiError for RecoveryError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidToken(_) => StatusCode::BAD_REQUEST,
+            Self::Stripe(_) => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Stripe(_) => "stripe_unavailable",
+            _ => "recovery_unavailable",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        matches!(self, Self::InvalidToken(_)).then_some("token")
     }
 }

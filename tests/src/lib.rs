@@ -161,6 +161,32 @@ pub struct SentEmail {
     pub raw: Option<String>,
 }
 
+/// The decoded parts of a sent email (MIME transfer encodings undone).
+pub struct ParsedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl SentEmail {
+    pub fn parsed(&self) -> ParsedEmail {
+        let raw = self.raw.as_deref().expect("a raw MIME message");
+        let message = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("MIME");
+        ParsedEmail {
+            subject: message.subject().unwrap_or_default().to_string(),
+            text: message.body_text(0).unwrap_or_default().into_owned(),
+            html: message.body_html(0).unwrap_or_default().into_owned(),
+            headers: message
+                .headers_raw()
+                .map(|(name, value)| (name.to_string(), value.trim().to_string()))
+                .collect(),
+        }
+    }
+}
+
 /// The emails sent to `recipient`, read from the moto launcher's outbox view.
 pub async fn outbox(recipient: &EmailAddress) -> Vec<SentEmail> {
     use http_body_util::BodyExt;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use checkout_core::{
     config::{Secret, TableName},
     fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    lambda::StreamAndHttp,
     mail::{EmailAddress, MailConfig, SesMailer, Templates},
     store::{DynamoDb, FulfillmentState, OrderStore},
     stripe::StripeConfig,
@@ -148,17 +149,14 @@ async fn ten_stream_deliveries_and_five_landing_calls_fulfil_once_and_send_one_e
     for _ in 0..10 {
         let (app, batch) = (h.app.clone(), stream_batch(std::slice::from_ref(&record)));
         tasks.push(tokio::spawn(async move {
-            app.handle_stream(batch, None)
-                .await
-                .batch_item_failures
-                .len()
+            app.stream(batch, None).await.batch_item_failures.len()
         }));
     }
     let mut pages = Vec::new();
     for _ in 0..5 {
         let app = h.app.clone();
         pages.push(tokio::spawn(async move {
-            app.handle_landing(landing("cs_test_race"), None).await
+            app.http(landing("cs_test_race"), None).await
         }));
     }
     let mut retried = 0;
@@ -178,7 +176,7 @@ async fn ten_stream_deliveries_and_five_landing_calls_fulfil_once_and_send_one_e
     for _ in 0..retried {
         assert!(
             h.app
-                .handle_stream(stream_batch(std::slice::from_ref(&record)), None)
+                .stream(stream_batch(std::slice::from_ref(&record)), None)
                 .await
                 .batch_item_failures
                 .is_empty()
@@ -206,15 +204,19 @@ async fn ten_stream_deliveries_and_five_landing_calls_fulfil_once_and_send_one_e
     assert_eq!(details.payment_intent.as_deref(), Some("pi_123"));
     let sent = outbox(&h.buyer).await;
     assert_eq!(sent.len(), 1, "one confirmation email");
-    let raw = sent[0].raw.as_deref().unwrap();
-    let html = &raw[raw.find("Content-Type: text/html").expect("an HTML part")..];
+    let email = sent[0].parsed();
+    assert_eq!(email.subject, "Demo Shop: your order is confirmed");
     assert!(
-        html.contains("Jenny &lt;b&gt;Rosen&lt;") && !html.contains("<b>Rosen"),
+        email.html.contains("Jenny &lt;b&gt;Rosen&lt;") && !email.html.contains("<b>Rosen"),
         "customer input is escaped in HTML"
     );
-    assert!(raw.contains("40.00 EUR"));
+    assert!(
+        email.text.contains("T-shirt x 2: 40.00 EUR"),
+        "{}",
+        email.text
+    );
 
-    let page = h.app.handle_landing(landing("cs_test_race"), None).await;
+    let page = h.app.http(landing("cs_test_race"), None).await;
     let page = json_of(&page);
     assert_eq!(page["status"], "fulfilled");
     assert_eq!(page["amount_total"], 4000);
@@ -243,7 +245,7 @@ async fn an_expired_claim_is_taken_over_and_a_live_one_is_retried_later() {
 
     let response = h
         .app
-        .handle_stream(
+        .stream(
             stream_batch(&[completed("evt_crash", "cs_test_crash")]),
             None,
         )
@@ -262,7 +264,7 @@ async fn an_expired_claim_is_taken_over_and_a_live_one_is_retried_later() {
         .unwrap();
     let response = h
         .app
-        .handle_stream(stream_batch(&[completed("evt_busy", "cs_test_busy")]), None)
+        .stream(stream_batch(&[completed("evt_busy", "cs_test_busy")]), None)
         .await;
     assert_eq!(
         response.batch_item_failures.len(),
@@ -290,7 +292,7 @@ async fn an_unpaid_session_waits_for_async_payment_succeeded() {
 
     assert!(
         h.app
-            .handle_stream(
+            .stream(
                 stream_batch(&[completed("evt_delayed_1", "cs_test_delayed")]),
                 None
             )
@@ -310,7 +312,7 @@ async fn an_unpaid_session_waits_for_async_payment_succeeded() {
     );
     assert!(
         h.app
-            .handle_stream(stream_batch(&[succeeded]), None)
+            .stream(stream_batch(&[succeeded]), None)
             .await
             .batch_item_failures
             .is_empty()
@@ -354,7 +356,7 @@ async fn out_of_order_and_duplicated_events_converge() {
     ]);
     assert!(
         h.app
-            .handle_stream(batch, None)
+            .stream(batch, None)
             .await
             .batch_item_failures
             .is_empty()
@@ -386,7 +388,7 @@ async fn out_of_order_and_duplicated_events_converge() {
     let batch = stream_batch(&[failed, completed_for("evt_f2", "cs_test_failed")]);
     assert!(
         h.app
-            .handle_stream(batch, None)
+            .stream(batch, None)
             .await
             .batch_item_failures
             .is_empty()
@@ -429,7 +431,7 @@ async fn stripe_errors_are_retried_or_recorded() {
     h.stripe_session("cs_test_flaky", "paid").await;
     assert!(
         h.app
-            .handle_stream(
+            .stream(
                 stream_batch(&[completed("evt_flaky", "cs_test_flaky")]),
                 None
             )
@@ -459,7 +461,7 @@ async fn stripe_errors_are_retried_or_recorded() {
         .await;
     let response = h
         .app
-        .handle_stream(
+        .stream(
             stream_batch(&[completed("evt_missing", "cs_test_missing")]),
             None,
         )
@@ -475,7 +477,7 @@ async fn stripe_errors_are_retried_or_recorded() {
         order.state
     );
 
-    let page = h.app.handle_landing(landing("cs_test_missing"), None).await;
+    let page = h.app.http(landing("cs_test_missing"), None).await;
     assert_eq!(page.status(), 404);
     for bad in [
         "/checkout/complete",
@@ -484,7 +486,7 @@ async fn stripe_errors_are_retried_or_recorded() {
         "/checkout/complete?session_id=cs_%27%3B",
     ] {
         let request = http::Request::builder().uri(bad).body(Body::Empty).unwrap();
-        let response = h.app.handle_landing(request, None).await;
+        let response = h.app.http(request, None).await;
         assert_eq!(response.status(), 400, "{bad}");
         assert_eq!(json_of(&response)["error"]["param"], "session_id");
     }
@@ -497,7 +499,7 @@ async fn a_failed_fulfilment_releases_the_claim_for_the_retry() {
 
     let response = h
         .app
-        .handle_stream(
+        .stream(
             stream_batch(&[completed("evt_ses", "cs_test_ses_down")]),
             None,
         )
@@ -562,7 +564,7 @@ async fn connect_sessions_are_retrieved_on_the_connected_account_with_every_line
 
     assert!(
         h.app
-            .handle_stream(stream_batch(&[event]), None)
+            .stream(stream_batch(&[event]), None)
             .await
             .batch_item_failures
             .is_empty()
@@ -635,7 +637,7 @@ async fn payment_intents_of_checkout_sessions_are_not_fulfilled_twice() {
     ]);
     assert!(
         h.app
-            .handle_stream(batch, None)
+            .stream(batch, None)
             .await
             .batch_item_failures
             .is_empty()

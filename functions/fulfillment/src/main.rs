@@ -8,7 +8,8 @@
 use checkout_core::{
     aws,
     config::ProcessEnv,
-    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig, lambda},
+    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    lambda,
     store::DynamoDb,
 };
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};

@@ -5,7 +5,7 @@
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
-use checkout_core::{checkout, http as api, webhook};
+use checkout_core::{checkout, http as api, lambda::StreamAndHttp, webhook};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
@@ -19,16 +19,22 @@ use crate::Bundle;
 const READ_LIMIT: usize = webhook::MAX_BODY_BYTES;
 
 pub async fn route(bundle: &Bundle, request: Request) -> Response<Body> {
-    match request.uri().path() {
-        "/webhooks/stripe" => webhook::handle(&bundle.webhook, request).await,
-        "/checkout/sessions" => match &bundle.checkout {
-            Some(creator) => checkout::handle(creator, request).await,
-            None => api::not_configured("STRIPE_SECRET_KEY"),
-        },
-        "/checkout/complete" => match &bundle.fulfillment {
-            Some(app) => app.handle_landing(request, None).await,
-            None => api::not_configured("STRIPE_SECRET_KEY"),
-        },
+    let path = request.uri().path();
+    if path == "/webhooks/stripe" {
+        return webhook::handle(&bundle.webhook, request).await;
+    }
+    let Some(stripe) = &bundle.stripe else {
+        return match path {
+            "/checkout/sessions" | "/checkout/complete" | "/recovery/unsubscribe" => {
+                api::not_configured("STRIPE_SECRET_KEY")
+            }
+            _ => api::not_found(),
+        };
+    };
+    match path {
+        "/checkout/sessions" => checkout::handle(&stripe.checkout, request).await,
+        "/checkout/complete" => stripe.fulfillment.http(request, None).await,
+        "/recovery/unsubscribe" => stripe.recovery.http(request, None).await,
         _ => api::not_found(),
     }
 }
@@ -60,7 +66,7 @@ pub async fn serve(bundle: Arc<Bundle>, port: u16) -> Result<(), Box<dyn std::er
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(
-        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions, GET /checkout/complete)"
+        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions, GET /checkout/complete, /recovery/unsubscribe)"
     );
     loop {
         let (stream, _) = tokio::select! {

@@ -2,7 +2,6 @@
 //! many times and concurrently for one session (webhook stream, success landing page), fulfils
 //! only paid sessions, records the state of every order.
 
-pub mod lambda;
 mod landing;
 mod stream;
 
@@ -520,8 +519,10 @@ impl<F: Fulfil> FulfillmentApp<F> {
             fulfillment: Fulfillment::new(config, dynamodb, fulfiller),
         }
     }
+}
 
-    pub async fn handle_stream(
+impl<F: Fulfil> crate::lambda::StreamAndHttp for FulfillmentApp<F> {
+    async fn stream(
         &self,
         batch: aws_lambda_events::event::dynamodb::Event,
         deadline: Option<i64>,
@@ -529,7 +530,8 @@ impl<F: Fulfil> FulfillmentApp<F> {
         stream::handle(&self.fulfillment, batch, deadline).await
     }
 
-    pub async fn handle_landing(
+    /// `GET /checkout/complete`, the function's one route.
+    async fn http(
         &self,
         request: lambda_http::Request,
         deadline: Option<i64>,

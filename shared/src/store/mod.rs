@@ -3,12 +3,14 @@
 
 mod events;
 mod orders;
+mod recovery;
 mod sessions;
 pub mod tables;
 
 pub use aws_sdk_dynamodb::Client as DynamoDb;
 pub use events::{EventRecord, EventStore, Recorded};
 pub use orders::{Claim, FulfillmentState, OrderDetails, OrderLine, OrderRecord, OrderStore};
+pub use recovery::{RecoveryClaim, RecoveryStore, SkipReason};
 pub use sessions::{SessionRecord, SessionStore};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

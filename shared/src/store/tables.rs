@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
-use super::{DynamoDb, EventStore, OrderStore, SessionStore, StoreError};
+use super::{DynamoDb, EventStore, OrderStore, RecoveryStore, SessionStore, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -32,6 +32,12 @@ pub const ORDERS: TableSpec = TableSpec {
     partition_key: OrderStore::KEY,
     stream: Some(StreamViewType::NewAndOldImages),
     ttl_attribute: None,
+};
+
+pub const RECOVERY: TableSpec = TableSpec {
+    partition_key: RecoveryStore::KEY,
+    stream: None,
+    ttl_attribute: Some("ttl"),
 };
 
 /// Creates the table if it does not exist yet, then enables its TTL.

@@ -1,14 +1,17 @@
-//! One Lambda, two triggers: the events table's stream and the `GET /checkout/complete` route.
-//! The payload says which: a stream batch has `Records`, anything else is an API Gateway
-//! request. Built on public types only (aws_lambda_events, lambda_http's `LambdaRequest`).
+//! One Lambda, two triggers: a DynamoDB stream and HTTP routes. fulfillment (events stream +
+//! landing page) and recovery (events stream + unsubscribe) are each one function. The
+//! payload says which trigger fired: a stream batch has `Records`, anything else is an API
+//! Gateway request. Built on public types only (aws_lambda_events, lambda_http's
+//! `LambdaRequest`); lambda_http's own adapter is internal.
+
+use std::future::Future;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, Response};
 use serde::Deserialize;
-
-use super::{Fulfil, FulfillmentApp};
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -17,20 +20,33 @@ pub enum Trigger {
     Http(Box<LambdaRequest>),
 }
 
+/// A function with a stream trigger and HTTP routes.
+pub trait StreamAndHttp: Sync {
+    /// `deadline`: the invocation's deadline in unix seconds.
+    fn stream(
+        &self,
+        batch: StreamEvent,
+        deadline: Option<i64>,
+    ) -> impl Future<Output = DynamoDbEventResponse> + Send;
+    fn http(
+        &self,
+        request: Request,
+        deadline: Option<i64>,
+    ) -> impl Future<Output = Response<Body>> + Send;
+}
+
 /// Handles one invocation and answers in the shape its trigger expects.
-pub async fn dispatch<F: Fulfil>(
-    app: &FulfillmentApp<F>,
+pub async fn dispatch<A: StreamAndHttp>(
+    app: &A,
     event: LambdaEvent<Trigger>,
 ) -> Result<serde_json::Value, lambda_http::Error> {
     let deadline = i64::try_from(event.context.deadline / 1000).ok();
     match event.payload {
-        Trigger::Stream(batch) => Ok(serde_json::to_value(
-            app.handle_stream(batch, deadline).await,
-        )?),
+        Trigger::Stream(batch) => Ok(serde_json::to_value(app.stream(batch, deadline).await)?),
         Trigger::Http(request) => {
             let request: Request = (*request).into();
             Ok(serde_json::to_value(api_gateway_response(
-                app.handle_landing(request, deadline).await,
+                app.http(request, deadline).await,
             ))?)
         }
     }

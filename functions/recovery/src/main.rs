@@ -1,0 +1,24 @@
+//! Triggered by the events table's stream (`checkout.session.expired`, `…async_payment_failed`,
+//! `…completed`) and by `GET|POST /recovery/unsubscribe` on API Gateway (HTTP API, payload v2).
+
+// The handler's futures nest the AWS SDK, Stripe client and mailer futures deeper than
+// rustc's default layout depth.
+#![recursion_limit = "256"]
+
+use checkout_core::{aws, config::ProcessEnv, lambda, recovery::Recovery, store::DynamoDb};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let sdk = aws::sdk_config().await;
+    let recovery = &Recovery::from_env(
+        &ProcessEnv,
+        DynamoDb::new(&sdk),
+        aws_sdk_sesv2::Client::new(&sdk),
+    )?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::Trigger>| {
+        lambda::dispatch(recovery, event)
+    }))
+    .await
+}

@@ -1,0 +1,78 @@
+//! CloudWatch metrics as Embedded Metric Format log lines: one JSON object on stdout per
+//! data point, which CloudWatch Logs turns into metrics with no API call from the function.
+
+use serde_json::{Map, Value, json};
+
+pub const NAMESPACE: &str = "StripeCheckoutBundle";
+
+#[derive(Debug, Clone, Copy)]
+pub enum Unit {
+    Count,
+    /// Amounts in the smallest currency unit (EMF has no currency unit).
+    None,
+}
+
+/// Builds the EMF line for one metric with its dimensions.
+pub fn line(
+    name: &str,
+    value: f64,
+    unit: Unit,
+    dimensions: &[(&str, &str)],
+    timestamp_ms: i64,
+) -> Value {
+    let mut root = Map::new();
+    let names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [names],
+                "Metrics": [{"Name": name, "Unit": match unit { Unit::Count => "Count", Unit::None => "None" }}]
+            }]
+        }),
+    );
+    for (key, value) in dimensions {
+        root.insert((*key).into(), json!(value));
+    }
+    root.insert(name.into(), json!(value));
+    Value::Object(root)
+}
+
+/// Writes one metric to stdout, where Lambda's log capture picks it up.
+pub fn emit(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    println!("{}", line(name, value, unit, dimensions, now));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_shape() {
+        let line = line(
+            "RecoveryEmailsSkipped",
+            1.0,
+            Unit::Count,
+            &[("Reason", "cooldown")],
+            42,
+        );
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], NAMESPACE);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Reason"]])
+        );
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "RecoveryEmailsSkipped"
+        );
+        assert_eq!(line["Reason"], "cooldown");
+        assert_eq!(line["RecoveryEmailsSkipped"], 1.0);
+        assert_eq!(line["_aws"]["Timestamp"], 42);
+    }
+}

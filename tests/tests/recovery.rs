@@ -1,0 +1,575 @@
+//! Abandoned-cart recovery through the real stream handler and routes, against moto (SES v2,
+//! DynamoDB) and a fake Stripe at the HTTP boundary.
+
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use checkout_core::{
+    config::{Secret, TableName},
+    lambda::StreamAndHttp,
+    mail::{EmailAddress, MailConfig, SesMailer, Templates},
+    recovery::{Decision, Recovery, RecoveryConfig, unsubscribe_token},
+    store::{RecoveryStore, SkipReason},
+    stripe::{CheckoutSession, StripeConfig},
+    webhook::unix_now,
+};
+use integration_tests::*;
+use lambda_http::Body;
+use serde_json::{Value, json};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const UNSUBSCRIBE_KEY: &str = "test-unsubscribe-secret-of-at-least-32-chars";
+
+struct Harness {
+    stripe: MockServer,
+    ses: aws_sdk_sesv2::Client,
+    from: EmailAddress,
+    recovery: Arc<Recovery<SesMailer>>,
+    store: RecoveryStore,
+    buyer: EmailAddress,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::build(true, Some("COUPON_10")).await
+    }
+
+    async fn build(verified: bool, coupon: Option<&str>) -> Self {
+        let dynamodb = dynamodb().await;
+        let ses = ses().await;
+        let from: EmailAddress = if verified {
+            verified_sender(&ses).await
+        } else {
+            format!("{}@later.example", unique_table("late"))
+                .parse()
+                .unwrap()
+        };
+        let stripe = MockServer::start().await;
+        let table: TableName = unique_table("recovery");
+        checkout_core::store::tables::ensure(
+            &dynamodb,
+            table.as_str(),
+            &checkout_core::store::tables::RECOVERY,
+        )
+        .await
+        .unwrap();
+        let config = RecoveryConfig {
+            stripe: StripeConfig {
+                secret_key: Secret::new("sk_test_fake"),
+                api_base: stripe.uri(),
+                timeout: Duration::from_secs(2),
+                max_retries: 1,
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(20),
+            },
+            recovery_table: table.clone(),
+            mail: MailConfig {
+                from_address: from.clone(),
+                from_name: "Demo Shop".into(),
+                configuration_set: None,
+            },
+            postal_address: "Demo Shop, 1 rue de Rivoli, 75001 Paris".into(),
+            cooldown_secs: 24 * 3600,
+            coupon: coupon.map(str::to_string),
+            unsubscribe_secret: Secret::new(UNSUBSCRIBE_KEY),
+            public_base_url: "https://api.shop.example".into(),
+            shop_url: Some("https://shop.example".into()),
+        };
+        let mailer = SesMailer::new(ses.clone(), config.mail.clone());
+        let templates = Templates::from_env(&[("UNUSED", "")]).unwrap();
+        let recovery = Arc::new(Recovery::new(config, dynamodb.clone(), mailer, templates));
+        let harness = Self {
+            stripe,
+            ses,
+            from,
+            recovery,
+            store: RecoveryStore::new(dynamodb, table),
+            buyer: unique_recipient("shopper"),
+        };
+        harness.mock_stripe().await;
+        harness
+    }
+
+    async fn mock_stripe(&self) {
+        let item = |d: &str, amount: i64| json!({"id": format!("li_{d}"), "object": "item", "description": d, "quantity": 1, "amount_subtotal": amount, "amount_total": amount, "currency": "eur"});
+        Mock::given(method("GET"))
+            .and(wiremock::matchers::path_regex(r"^/v1/checkout/sessions/cs_[A-Za-z0-9_]+/line_items$"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": "list", "has_more": false, "data": [item("Blue mug", 1500), item("Tea <b>box</b>", 2500)]})))
+            .mount(&self.stripe)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v1/promotion_codes"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"id": "promo_1", "object": "promotion_code", "code": "COMEBACK10"}),
+            ))
+            .mount(&self.stripe)
+            .await;
+    }
+
+    /// An expired session for this test's shopper, consenting, with a live recovery URL.
+    fn expired(&self, id: &str) -> Value {
+        let now = unix_now();
+        json!({
+            "id": id, "object": "checkout.session", "mode": "payment", "status": "expired", "payment_status": "unpaid",
+            "created": now - 7200, "expires_at": now - 60, "amount_total": 4000, "currency": "eur", "locale": "auto",
+            "customer_details": {"email": self.buyer.as_str(), "name": "Jenny"},
+            "consent_collection": {"promotions": "auto"}, "consent": {"promotions": "opt_in"},
+            "after_expiration": {"recovery": {"enabled": true, "url": format!("https://buy.stripe.com/r/live_{id}"), "expires_at": now + 30 * 86_400, "allow_promotion_codes": true}},
+            "metadata": {}
+        })
+    }
+
+    async fn expire(&self, session: &Value) -> Decision {
+        let session: CheckoutSession = serde_json::from_value(session.clone()).unwrap();
+        self.recovery
+            .session_expired(&session, None, unix_now())
+            .await
+            .expect("decision")
+    }
+
+    async fn sent(&self) -> Vec<SentEmail> {
+        outbox(&self.buyer).await
+    }
+}
+
+fn event(id: &str, kind: &str, object: &Value) -> checkout_core::store::EventRecord {
+    stored_event(id, kind, object.clone(), None)
+}
+
+#[tokio::test]
+async fn the_recovery_email_carries_url_items_code_unsubscribe_and_headers() {
+    let h = Harness::new().await;
+    let session = h.expired("cs_test_content");
+
+    let response = h
+        .recovery
+        .stream(
+            stream_batch(&[event("evt_c1", "checkout.session.expired", &session)]),
+            None,
+        )
+        .await;
+
+    assert!(response.batch_item_failures.is_empty());
+    let sent = h.sent().await;
+    assert_eq!(sent.len(), 1);
+    let email = sent[0].parsed();
+    let token = unsubscribe_token(&Secret::new(UNSUBSCRIBE_KEY), &h.buyer.hashed());
+    let unsubscribe_url = format!("https://api.shop.example/recovery/unsubscribe?token={token}");
+    let header = |name: &str| {
+        email
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header("List-Unsubscribe"),
+        Some(format!("<{unsubscribe_url}>"))
+    );
+    assert_eq!(
+        header("List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    assert_eq!(
+        email.subject,
+        "You left something in your cart at Demo Shop"
+    );
+    for expected in [
+        "https://buy.stripe.com/r/live_cs_test_content",
+        "Blue mug x 1 (15.00 EUR)",
+        "Tea <b>box</b> x 1 (25.00 EUR)",
+        "COMEBACK10",
+        unsubscribe_url.as_str(),
+        "1 rue de Rivoli",
+    ] {
+        assert!(
+            email.text.contains(expected),
+            "missing {expected}: {}",
+            email.text
+        );
+    }
+    // Attribute values are entity-escaped (`/` as `&#x2f;`); a browser decodes them.
+    let decoded_html = email.html.replace("&#x2f;", "/");
+    assert!(
+        decoded_html.contains("href=\"https://buy.stripe.com/r/live_cs_test_content\""),
+        "{}",
+        email.html
+    );
+    assert!(decoded_html.contains(&format!("href=\"{unsubscribe_url}\"")));
+    assert!(
+        email.html.contains("Tea &lt;b&gt;box&lt;") && !email.html.contains("<b>box"),
+        "item names escaped"
+    );
+
+    let promo = h
+        .stripe
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/v1/promotion_codes")
+        .expect("promotion code created");
+    assert_eq!(
+        promo.headers["idempotency-key"],
+        "recovery-promotion-code:cs_test_content"
+    );
+    let form = form_pairs(&promo.body);
+    assert!(form.contains(&("coupon".into(), "COUPON_10".into())));
+    assert!(form.contains(&("max_redemptions".into(), "1".into())));
+
+    let record = h
+        .store
+        .session_item(&"cs_test_content".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record["state"].as_s().unwrap(), "sent");
+    assert!(!record["message_id"].as_s().unwrap().is_empty());
+    assert_eq!(record["promotion_code"].as_s().unwrap(), "COMEBACK10");
+    assert!(
+        !format!("{record:?}").contains(h.buyer.as_str()),
+        "the address is stored hashed only"
+    );
+}
+
+#[tokio::test]
+async fn the_email_follows_the_session_locale() {
+    let h = Harness::build(true, None).await;
+    let mut session = h.expired("cs_test_french");
+    session["locale"] = json!("fr");
+    session["after_expiration"]["recovery"]["allow_promotion_codes"] = json!(true);
+
+    assert!(matches!(h.expire(&session).await, Decision::Sent { .. }));
+
+    let email = h.sent().await.remove(0).parsed();
+    assert!(
+        email.subject.starts_with("Vous avez oublié quelque chose"),
+        "{}",
+        email.subject
+    );
+    assert!(email.html.contains("Finaliser ma commande") && email.text.contains("Se désabonner"));
+    assert!(
+        !email.text.contains("COMEBACK10"),
+        "no coupon configured: no promotion code"
+    );
+    assert!(
+        h.stripe
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.url.path() != "/v1/promotion_codes")
+    );
+}
+
+#[tokio::test]
+async fn every_skip_reason_sends_nothing() {
+    let h = Harness::new().await;
+    let now = unix_now();
+    let mut cases: Vec<(&str, Value, SkipReason)> = Vec::new();
+    let mut s = h.expired("cs_test_no_email");
+    s["customer_details"]["email"] = Value::Null;
+    cases.push(("no email", s, SkipReason::NoEmail));
+    let mut s = h.expired("cs_test_no_url");
+    s["after_expiration"] = Value::Null;
+    cases.push(("no recovery url", s, SkipReason::NoRecoveryUrl));
+    let mut s = h.expired("cs_test_url_expired");
+    s["after_expiration"]["recovery"]["expires_at"] = json!(now - 1);
+    cases.push(("url expired", s, SkipReason::RecoveryUrlExpired));
+    let mut s = h.expired("cs_test_opt_out");
+    s["consent"]["promotions"] = json!("opt_out");
+    cases.push(("opted out", s, SkipReason::NoConsent));
+    let mut s = h.expired("cs_test_no_consent");
+    s["consent"] = Value::Null;
+    cases.push(("no consent collected", s, SkipReason::NoConsent));
+    for (name, session, reason) in cases {
+        assert_eq!(
+            h.expire(&session).await,
+            Decision::Skipped(reason),
+            "{name}"
+        );
+    }
+    assert!(h.sent().await.is_empty());
+
+    // Sent once; the same session again, then another session within the cooldown.
+    assert!(matches!(
+        h.expire(&h.expired("cs_test_first")).await,
+        Decision::Sent { .. }
+    ));
+    assert_eq!(
+        h.expire(&h.expired("cs_test_first")).await,
+        Decision::Skipped(SkipReason::AlreadySent)
+    );
+    assert_eq!(
+        h.expire(&h.expired("cs_test_second")).await,
+        Decision::Skipped(SkipReason::Cooldown)
+    );
+    assert_eq!(h.sent().await.len(), 1);
+}
+
+#[tokio::test]
+async fn ten_concurrent_deliveries_of_one_expiry_send_one_email() {
+    let h = Harness::new().await;
+    let record = event(
+        "evt_dup",
+        "checkout.session.expired",
+        &h.expired("cs_test_dup"),
+    );
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (recovery, batch) = (
+                h.recovery.clone(),
+                stream_batch(std::slice::from_ref(&record)),
+            );
+            tokio::spawn(async move { recovery.stream(batch, None).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().batch_item_failures.is_empty());
+    }
+    assert_eq!(h.sent().await.len(), 1);
+}
+
+#[tokio::test]
+async fn three_sessions_of_one_address_expiring_together_send_one_email() {
+    let h = Harness::new().await;
+    let tasks: Vec<_> = ["cs_test_a", "cs_test_b", "cs_test_c"]
+        .into_iter()
+        .map(|id| {
+            let (recovery, batch) = (
+                h.recovery.clone(),
+                stream_batch(&[event(
+                    &format!("evt_{id}"),
+                    "checkout.session.expired",
+                    &h.expired(id),
+                )]),
+            );
+            tokio::spawn(async move { recovery.stream(batch, None).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().batch_item_failures.is_empty());
+    }
+    assert_eq!(
+        h.sent().await.len(),
+        1,
+        "one email per address per cooldown window"
+    );
+}
+
+#[tokio::test]
+async fn no_email_after_a_purchase() {
+    let h = Harness::new().await;
+    let abandoned = h.expired("cs_test_abandoned");
+    let mut bought = h.expired("cs_test_bought");
+    bought["status"] = json!("complete");
+    bought["payment_status"] = json!("paid");
+    // Opened before the abandoned cart, paid after it was created: still a purchase since.
+    bought["created"] = json!(unix_now() - 9000);
+
+    let batch = stream_batch(&[
+        event("evt_p1", "checkout.session.completed", &bought),
+        event("evt_p2", "checkout.session.expired", &abandoned),
+    ]);
+    assert!(
+        h.recovery
+            .stream(batch, None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+
+    assert!(h.sent().await.is_empty());
+    assert_eq!(
+        h.expire(&abandoned).await,
+        Decision::Skipped(SkipReason::PurchasedSince)
+    );
+}
+
+#[tokio::test]
+async fn no_email_after_unsubscribing_and_forged_tokens_are_refused() {
+    let h = Harness::new().await;
+    let token = unsubscribe_token(&Secret::new(UNSUBSCRIBE_KEY), &h.buyer.hashed());
+    let request = |method: &str, query: &str| {
+        http::Request::builder()
+            .method(method)
+            .uri(format!("/recovery/unsubscribe?{query}"))
+            .body(Body::Empty)
+            .unwrap()
+    };
+
+    let forged = unsubscribe_token(
+        &Secret::new("a-different-key-a-different-key-!!"),
+        &h.buyer.hashed(),
+    );
+    let tampered = format!("{}0{}", &token[..10], &token[11..]);
+    for bad in [
+        format!("token={forged}"),
+        format!("token={tampered}"),
+        "token=".into(),
+        String::new(),
+        "token=abc.def".into(),
+    ] {
+        let response = h.recovery.http(request("GET", &bad), None).await;
+        assert_eq!(response.status(), 400, "{bad}");
+        assert_eq!(
+            serde_json::from_slice::<Value>(response.body()).unwrap()["error"]["param"],
+            "token"
+        );
+    }
+    assert!(!h.store.is_unsubscribed(&h.buyer.hashed()).await.unwrap());
+
+    let page = h
+        .recovery
+        .http(request("GET", &format!("token={token}")), None)
+        .await;
+    assert_eq!(page.status(), 200);
+    let one_click = h
+        .recovery
+        .http(request("POST", &format!("token={token}")), None)
+        .await;
+    assert_eq!(one_click.status(), 200, "RFC 8058 one-click POST");
+    assert!(h.store.is_unsubscribed(&h.buyer.hashed()).await.unwrap());
+
+    assert_eq!(
+        h.expire(&h.expired("cs_test_after_unsub")).await,
+        Decision::Skipped(SkipReason::Unsubscribed)
+    );
+    assert!(h.sent().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_ses_failure_releases_the_claim_and_the_retry_sends_exactly_once() {
+    let h = Harness::build(false, None).await;
+    let record = event(
+        "evt_ses",
+        "checkout.session.expired",
+        &h.expired("cs_test_ses"),
+    );
+
+    let first = h
+        .recovery
+        .stream(stream_batch(std::slice::from_ref(&record)), None)
+        .await;
+    assert_eq!(
+        first.batch_item_failures.len(),
+        1,
+        "SES refused: the stream retries"
+    );
+    assert!(
+        h.store
+            .session_item(&"cs_test_ses".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "claim released"
+    );
+
+    h.ses
+        .create_email_identity()
+        .email_identity(h.from.as_str())
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert!(
+            h.recovery
+                .stream(stream_batch(std::slice::from_ref(&record)), None)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+    assert_eq!(h.sent().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_delayed_payment_gets_one_transactional_notice() {
+    let h = Harness::new().await;
+    let mut session = h.expired("cs_test_async_failed");
+    session["consent"] = Value::Null; // transactional: no consent needed
+    let record = event("evt_af", "checkout.session.async_payment_failed", &session);
+
+    for _ in 0..3 {
+        assert!(
+            h.recovery
+                .stream(stream_batch(std::slice::from_ref(&record)), None)
+                .await
+                .batch_item_failures
+                .is_empty()
+        );
+    }
+    let sent = h.sent().await;
+    assert_eq!(sent.len(), 1);
+    let email = sent[0].parsed();
+    assert_eq!(email.subject, "Demo Shop: your payment did not go through");
+    assert!(email.text.contains("https://shop.example"));
+}
+
+#[tokio::test]
+async fn a_purchase_from_a_recovered_session_is_counted_as_converted() {
+    let h = Harness::new().await;
+    assert!(matches!(
+        h.expire(&h.expired("cs_test_emailed")).await,
+        Decision::Sent { .. }
+    ));
+    let mut recovered = h.expired("cs_test_recovered");
+    recovered["status"] = json!("complete");
+    recovered["payment_status"] = json!("paid");
+    recovered["recovered_from"] = json!("cs_test_emailed");
+    recovered["amount_total"] = json!(3600);
+
+    let batch = stream_batch(&[
+        event("evt_conv", "checkout.session.completed", &recovered),
+        event("evt_conv_dup", "checkout.session.completed", &recovered),
+    ]);
+    assert!(
+        h.recovery
+            .stream(batch, None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+
+    let record = h
+        .store
+        .session_item(&"cs_test_emailed".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record["converted_amount"].as_n().unwrap(), "3600");
+    assert_eq!(record["converted_currency"].as_s().unwrap(), "eur");
+}
+
+#[tokio::test]
+async fn connect_sessions_read_line_items_on_the_connected_account() {
+    let h = Harness::build(true, None).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_connected/line_items"))
+        .and(header("stripe-account", "acct_1Merchant"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "has_more": false, "data": []})),
+        )
+        .expect(1)
+        .with_priority(1)
+        .mount(&h.stripe)
+        .await;
+    let record = stored_event(
+        "evt_connected",
+        "checkout.session.expired",
+        h.expired("cs_test_connected"),
+        Some("acct_1Merchant"),
+    );
+    assert!(
+        h.recovery
+            .stream(stream_batch(&[record]), None)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    assert_eq!(h.sent().await.len(), 1);
+}
