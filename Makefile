@@ -26,13 +26,24 @@ export CHECKOUT_SUCCESS_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?sessio
 export CHECKOUT_RETURN_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?session_id={CHECKOUT_SESSION_ID}
 export CHECKOUT_CANCEL_URL ?= http://127.0.0.1:$(PORT)/
 
-.PHONY: help dev test lint bench fmt clean
+# Deploy tools, pinned, in their own venv (aws-sam-cli and moto pin different boto3 ranges).
+DEPLOY_VENV := .venv-deploy
+DEPLOY_TOOLS := $(DEPLOY_VENV)/.installed
+DEPLOY_BIN := $(abspath $(DEPLOY_VENV))/bin
+FUNCTIONS := webhook create-session fulfillment recovery
+LAMBDA_TARGET := aarch64-unknown-linux-gnu
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help dev test lint bench fmt clean build validate sam-build deploy
 
 help:
 	@echo "make dev    run the whole bundle on http://127.0.0.1:$(PORT) (moto for AWS)"
 	@echo "make test   run every test against a moto server it starts and stops"
 	@echo "make lint   rustfmt and clippy, warnings as errors"
 	@echo "make bench  criterion benchmarks"
+	@echo "make validate  lint the SAM template offline (cfn-lint, sam validate --lint)"
+	@echo "make build  release build of every function for Lambda arm64 (cargo lambda), with sizes"
+	@echo "make deploy sam build && sam deploy --guided (needs AWS credentials; see README)"
 
 $(MOTO):
 	python3 -m venv $(VENV)
@@ -45,6 +56,31 @@ dev: $(MOTO)
 # nextest (on the machine image) runs each test in its own process and ends on one summary
 # line; plain cargo test is the fallback.
 TEST_RUNNER := $(shell cargo nextest --version >/dev/null 2>&1 && echo "nextest run --no-fail-fast" || echo test)
+
+$(DEPLOY_TOOLS):
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet 'cargo-lambda==1.9.2' 'cfn-lint==1.58.0' 'aws-sam-cli==1.170.0'
+	touch $@
+
+validate: $(DEPLOY_TOOLS)
+	$(DEPLOY_BIN)/cfn-lint infra/template.yaml
+	$(DEPLOY_BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
+
+# cargo-lambda cross-compiles with zig (the ziglang wheel), so only Rust's std for the target
+# is needed besides.
+build: $(DEPLOY_TOOLS)
+	@rustup target list --installed 2>/dev/null | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET)
+	PATH=$(DEPLOY_BIN):$$PATH cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do \
+	  printf '%-15s %9d bytes  %s\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap) "$$(file -b target/lambda/$$f/bootstrap | cut -d, -f1-2)"; \
+	done
+
+sam-build: $(DEPLOY_TOOLS)
+	@rustup target list --installed 2>/dev/null | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET)
+	PATH=$(DEPLOY_BIN):$$PATH sam build --template infra/template.yaml --beta-features
+
+deploy: sam-build
+	PATH=$(DEPLOY_BIN):$$PATH sam deploy --guided --capabilities CAPABILITY_IAM
 
 test: $(MOTO)
 	cargo build --workspace --all-targets
@@ -61,4 +97,4 @@ fmt:
 	cargo fmt --all
 
 clean:
-	rm -rf $(VENV) .local target
+	rm -rf $(VENV) $(DEPLOY_VENV) .local .aws-sam target

@@ -15,6 +15,7 @@ pub mod lambda;
 pub mod mail;
 pub mod metrics;
 pub mod recovery;
+pub mod secrets;
 pub mod store;
 pub mod stripe;
 pub mod webhook;

@@ -133,6 +133,11 @@ pub async fn ses() -> aws_sdk_sesv2::Client {
     aws_sdk_sesv2::Client::new(&aws::sdk_config().await)
 }
 
+pub async fn ssm() -> aws_sdk_ssm::Client {
+    dynamodb().await; // same loopback check
+    aws_sdk_ssm::Client::new(&aws::sdk_config().await)
+}
+
 /// A sender moto (like SES) accepts: identities must be verified first.
 pub async fn verified_sender(ses: &aws_sdk_sesv2::Client) -> EmailAddress {
     let address: EmailAddress = format!("{}@shop.example", unique_table("sender"))

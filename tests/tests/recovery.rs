@@ -405,10 +405,16 @@ async fn no_email_after_unsubscribing_and_forged_tokens_are_refused() {
         &Secret::new("a-different-key-a-different-key-!!"),
         &h.buyer.hashed(),
     );
-    let tampered = format!("{}0{}", &token[..10], &token[11..]);
+    // One hex digit changed, in the address hash and in the HMAC.
+    let flip = |at: usize| {
+        let digit = if &token[at..at + 1] == "0" { "1" } else { "0" };
+        format!("{}{digit}{}", &token[..at], &token[at + 1..])
+    };
+    let (tampered_hash, tampered_mac) = (flip(10), flip(token.len() - 1));
     for bad in [
         format!("token={forged}"),
-        format!("token={tampered}"),
+        format!("token={tampered_hash}"),
+        format!("token={tampered_mac}"),
         "token=".into(),
         String::new(),
         "token=abc.def".into(),

@@ -1,9 +1,11 @@
-//! `POST /checkout/sessions` (and `OPTIONS` for CORS) on API Gateway (HTTP API, payload v2).
+//! `POST /checkout/sessions` on API Gateway (HTTP API, payload v2). API Gateway answers CORS
+//! preflights itself; the handler still refuses origins outside `ALLOWED_ORIGINS`.
 
 use checkout_core::{
     aws,
     checkout::{self, CheckoutConfig, SessionCreator},
     config::ProcessEnv,
+    secrets,
     store::DynamoDb,
 };
 use lambda_http::{Error, Request, service_fn, tracing};
@@ -11,9 +13,11 @@ use lambda_http::{Error, Request, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = CheckoutConfig::from_env(&ProcessEnv)?;
-    let dynamodb = DynamoDb::new(&aws::sdk_config().await);
-    let creator = &SessionCreator::from_config(config, dynamodb);
+    let sdk = aws::sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_SECRET_KEY"]).await?;
+    let config = CheckoutConfig::from_env(&env)?;
+    let creator = &SessionCreator::from_config(config, DynamoDb::new(&sdk));
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(checkout::handle(creator, request).await)
     }))

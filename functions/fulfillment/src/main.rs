@@ -9,7 +9,7 @@ use checkout_core::{
     aws,
     config::ProcessEnv,
     fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
-    lambda,
+    lambda, secrets,
     store::DynamoDb,
 };
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
@@ -17,10 +17,12 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let config = FulfillmentConfig::from_env(&ProcessEnv)?;
     let sdk = aws::sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_SECRET_KEY"]).await?;
+    let config = FulfillmentConfig::from_env(&env)?;
     // Replace ConfirmationEmail with your own `Fulfil` implementation to grant access or ship.
-    let fulfiller = ConfirmationEmail::from_env(&ProcessEnv, aws_sdk_sesv2::Client::new(&sdk))?;
+    let fulfiller = ConfirmationEmail::from_env(&env, aws_sdk_sesv2::Client::new(&sdk))?;
     let app = &FulfillmentApp::new(config, DynamoDb::new(&sdk), fulfiller);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::Trigger>| {
         lambda::dispatch(app, event)

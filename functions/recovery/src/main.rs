@@ -5,18 +5,24 @@
 // rustc's default layout depth.
 #![recursion_limit = "256"]
 
-use checkout_core::{aws, config::ProcessEnv, lambda, recovery::Recovery, store::DynamoDb};
+use checkout_core::{
+    aws, config::ProcessEnv, lambda, recovery::Recovery, secrets, store::DynamoDb,
+};
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let sdk = aws::sdk_config().await;
-    let recovery = &Recovery::from_env(
-        &ProcessEnv,
-        DynamoDb::new(&sdk),
-        aws_sdk_sesv2::Client::new(&sdk),
-    )?;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let env = secrets::resolve(
+        &ssm,
+        ProcessEnv,
+        &["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET"],
+    )
+    .await?;
+    let recovery =
+        &Recovery::from_env(&env, DynamoDb::new(&sdk), aws_sdk_sesv2::Client::new(&sdk))?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::Trigger>| {
         lambda::dispatch(recovery, event)
     }))

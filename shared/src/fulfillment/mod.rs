@@ -10,7 +10,7 @@ use std::future::Future;
 use serde::Serialize;
 
 pub use landing::{LandingError, LandingPage, handle as handle_landing};
-pub use stream::handle as handle_stream;
+pub use stream::{STREAM_EVENTS, handle as handle_stream};
 
 use crate::config::{self, ConfigError, Source, TableName};
 use crate::ids::{AccountId, PaymentIntentId, SessionId};

@@ -47,6 +47,17 @@ pub async fn handle<F: Fulfil>(
     response
 }
 
+/// The event types this handler acts on: the SAM template's stream filter lists exactly
+/// these (tests/tests/template.rs), so Lambda is not invoked for the others.
+pub const STREAM_EVENTS: &[EventType] = &[
+    EventType::CheckoutSessionCompleted,
+    EventType::CheckoutSessionAsyncPaymentSucceeded,
+    EventType::CheckoutSessionAsyncPaymentFailed,
+    EventType::PaymentIntentSucceeded,
+    EventType::PaymentIntentProcessing,
+    EventType::PaymentIntentPaymentFailed,
+];
+
 async fn process<F: Fulfil>(
     fulfillment: &Fulfillment<F>,
     record: StreamRecord,
@@ -64,6 +75,9 @@ async fn process<F: Fulfil>(
             return Ok(());
         }
     };
+    if !STREAM_EVENTS.contains(&event.kind) {
+        return Ok(());
+    }
     let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = event.account.as_ref().map(AccountId::as_str));
     act(fulfillment, &event, deadline).instrument(span).await
 }

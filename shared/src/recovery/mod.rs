@@ -510,6 +510,14 @@ impl<M: Mailer> crate::lambda::StreamAndHttp for Recovery<M> {
     }
 }
 
+/// The event types this function acts on: the SAM template's stream filter lists exactly
+/// these (tests/tests/template.rs), so Lambda is not invoked for the others.
+pub const STREAM_EVENTS: &[EventType] = &[
+    EventType::CheckoutSessionExpired,
+    EventType::CheckoutSessionAsyncPaymentFailed,
+    EventType::CheckoutSessionCompleted,
+];
+
 impl<M: Mailer> Recovery<M> {
     async fn process(&self, record: StreamRecord) -> Result<(), RecoveryError> {
         if record.event_name != "INSERT" {
@@ -519,13 +527,7 @@ impl<M: Mailer> Recovery<M> {
             tracing::error!("stream record is not a stored event; skipped");
             return Ok(());
         };
-        let relevant = matches!(
-            event.kind,
-            EventType::CheckoutSessionExpired
-                | EventType::CheckoutSessionAsyncPaymentFailed
-                | EventType::CheckoutSessionCompleted
-        );
-        if !relevant {
+        if !STREAM_EVENTS.contains(&event.kind) {
             return Ok(());
         }
         let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = event.account.as_ref().map(AccountId::as_str));
