@@ -22,9 +22,11 @@ export MERCHANT_POSTAL_ADDRESS ?= Demo Shop, 1 rue de Rivoli, 75001 Paris, Franc
 export UNSUBSCRIBE_SECRET ?= local-development-unsubscribe-secret-not-for-production
 export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
 export MERCHANT_SHOP_URL ?= http://127.0.0.1:$(PORT)/
-export CHECKOUT_SUCCESS_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?session_id={CHECKOUT_SESSION_ID}
-export CHECKOUT_RETURN_URL ?= http://127.0.0.1:$(PORT)/checkout/complete?session_id={CHECKOUT_SESSION_ID}
+export CHECKOUT_SUCCESS_URL ?= http://127.0.0.1:$(PORT)/thanks?session_id={CHECKOUT_SESSION_ID}
+export CHECKOUT_RETURN_URL ?= http://127.0.0.1:$(PORT)/thanks?session_id={CHECKOUT_SESSION_ID}
 export CHECKOUT_CANCEL_URL ?= http://127.0.0.1:$(PORT)/
+# The storefront calls create-session from its own origin (form posts and fetch send Origin).
+export ALLOWED_ORIGINS ?= http://127.0.0.1:$(PORT),http://localhost:$(PORT)
 
 # Deploy tools, pinned, in their own venv (aws-sam-cli and moto pin different boto3 ranges).
 DEPLOY_VENV := .venv-deploy
@@ -34,11 +36,15 @@ FUNCTIONS := webhook create-session fulfillment recovery
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev test lint bench fmt clean build validate sam-build deploy
+E2E_DIR := tests/e2e
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: help dev test e2e lint bench fmt clean build validate sam-build deploy
 
 help:
 	@echo "make dev    run the whole bundle on http://127.0.0.1:$(PORT) (moto for AWS)"
 	@echo "make test   run every test against a moto server it starts and stops"
+	@echo "make e2e    the browser test: storefront, simulator, outbox in headless Chromium"
 	@echo "make lint   rustfmt and clippy, warnings as errors"
 	@echo "make bench  criterion benchmarks"
 	@echo "make validate  lint the SAM template offline (cfn-lint, sam validate --lint)"
@@ -85,6 +91,22 @@ deploy: sam-build
 test: $(MOTO)
 	cargo build --workspace --all-targets
 	infra/with-moto.sh cargo $(TEST_RUNNER) --workspace --all-targets
+
+# Debian's Chromium and the pinned playwright-core (no browser download of its own).
+$(CHROMIUM):
+	apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+
+$(E2E_DIR)/node_modules: $(E2E_DIR)/package-lock.json
+	npm ci --prefix $(E2E_DIR) --no-audit --no-fund
+	touch $@
+
+# On its own ports and with the simulator (no Stripe key), so it runs beside `make dev`.
+e2e: export PORT = 9100
+e2e: export STRIPE_SIMULATOR_PORT = 12211
+e2e: export STRIPE_SECRET_KEY =
+e2e: $(MOTO) $(CHROMIUM) $(E2E_DIR)/node_modules
+	cargo build -p local-stack
+	infra/e2e.sh
 
 lint:
 	cargo fmt --all -- --check

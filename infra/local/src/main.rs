@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 mod server;
+mod storefront;
 mod streams;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use checkout_core::{
     aws,
     checkout::{CheckoutConfig, SessionCreator},
-    config::{self, ConfigError, ProcessEnv},
+    config::{self, ConfigError, ProcessEnv, Secret, Source},
     fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda::StreamAndHttp,
     mail::{MailConfig, SesMailer},
@@ -22,11 +23,14 @@ use checkout_core::{
     store::{DynamoDb, tables},
     webhook::{WebhookConfig, WebhookReceiver},
 };
+use stripe_simulator::{Simulator, SimulatorConfig};
 use tracing_subscriber::EnvFilter;
+
+use crate::storefront::{Product, Storefront, StorefrontConfig};
 
 pub type Fulfillment = FulfillmentApp<ConfirmationEmail<SesMailer>>;
 
-/// The functions that need Stripe; absent until `STRIPE_SECRET_KEY` is set.
+/// The functions that call Stripe (or the simulator).
 pub struct StripeFunctions {
     pub checkout: SessionCreator,
     pub fulfillment: Fulfillment,
@@ -36,7 +40,69 @@ pub struct StripeFunctions {
 /// Everything the bundle's routes need, built once at start like each Lambda's cold start.
 pub struct Bundle {
     pub webhook: WebhookReceiver,
-    pub stripe: Option<StripeFunctions>,
+    pub stripe: StripeFunctions,
+    pub storefront: Storefront,
+}
+
+/// The process environment, with what the Stripe simulator sets when it stands in for Stripe.
+struct DevEnv {
+    overrides: Vec<(&'static str, String)>,
+}
+
+impl Source for DevEnv {
+    fn get(&self, var: &str) -> Option<String> {
+        match self.overrides.iter().find(|(k, _)| *k == var) {
+            Some((_, v)) => Some(v.clone()),
+            None => ProcessEnv.get(var),
+        }
+    }
+}
+
+/// Without `STRIPE_SECRET_KEY`, starts the simulator and points the functions at it with a
+/// key of its own; with the key, real Stripe (test mode) is used.
+async fn stripe_or_simulator(
+    port: u16,
+) -> Result<(DevEnv, Option<std::sync::Arc<Simulator>>), Box<dyn std::error::Error>> {
+    if config::optional(&ProcessEnv, "STRIPE_SECRET_KEY").is_some() {
+        return Ok((
+            DevEnv {
+                overrides: Vec::new(),
+            },
+            None,
+        ));
+    }
+    let env = &ProcessEnv;
+    let sim_port: u16 = config::parsed_or(env, "STRIPE_SIMULATOR_PORT", 12111)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", sim_port)).await?;
+    let public_url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
+    let api_key = format!("sk_test_simulator_{}", std::process::id());
+    let webhook_secret = config::required(env, "STRIPE_WEBHOOK_SECRET")?
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let simulator = Simulator::new(SimulatorConfig {
+        api_key: Secret::new(api_key.clone()),
+        public_url: public_url.clone(),
+        webhook_url: format!("http://127.0.0.1:{port}/webhooks/stripe"),
+        webhook_secret: Secret::new(webhook_secret),
+        catalog: stripe_simulator::demo_catalog(),
+    });
+    tokio::spawn(simulator.clone().serve(listener));
+    tracing::info!(
+        simulator = public_url,
+        "STRIPE_SECRET_KEY is not set: Stripe simulator started"
+    );
+    Ok((
+        DevEnv {
+            overrides: vec![
+                ("STRIPE_SECRET_KEY", api_key),
+                ("STRIPE_API_BASE", public_url),
+            ],
+        },
+        Some(simulator),
+    ))
 }
 
 #[tokio::main]
@@ -57,50 +123,67 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let events_table = webhook_config.events_table.to_string();
     tables::ensure(&dynamodb, &events_table, &tables::EVENTS).await?;
 
-    let stripe = match config::optional(env, "STRIPE_SECRET_KEY") {
-        None => {
-            tracing::warn!(
-                "STRIPE_SECRET_KEY is not set: checkout, fulfillment and recovery answer 503"
-            );
-            None
-        }
-        Some(_) => Some(stripe_functions(&sdk, &dynamodb).await?),
+    let (dev_env, simulator) = stripe_or_simulator(port).await?;
+    let stripe = stripe_functions(&sdk, &dynamodb, &dev_env).await?;
+    let products = match &simulator {
+        Some(simulator) => simulator
+            .config()
+            .catalog
+            .iter()
+            .map(|p| Product {
+                price: p.price.clone(),
+                name: p.name.clone(),
+                amount: format!(
+                    "{}.{:02} {}",
+                    p.unit_amount / 100,
+                    p.unit_amount % 100,
+                    p.currency.to_uppercase()
+                ),
+            })
+            .collect(),
+        None => config::optional(env, "STOREFRONT_PRICES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| Product {
+                price: p.into(),
+                name: p.into(),
+                amount: String::new(),
+            })
+            .collect(),
     };
+    let storefront = Storefront::new(StorefrontConfig {
+        merchant: config::optional(env, "MERCHANT_NAME").unwrap_or_else(|| "Demo Shop".into()),
+        products,
+        simulator: simulator.as_ref().map(|s| s.config().public_url.clone()),
+        publishable_key: config::optional(env, "STRIPE_PUBLISHABLE_KEY"),
+        aws_endpoint: config::required(env, "AWS_ENDPOINT_URL")?,
+        dynamodb: dynamodb.clone(),
+        orders_table: config::optional(env, "ORDERS_TABLE"),
+    });
     let bundle = Arc::new(Bundle {
         webhook: WebhookReceiver::new(webhook_config, dynamodb.clone()),
         stripe,
+        storefront,
     });
+    tracing::info!(
+        "storefront: http://127.0.0.1:{port}/  (outbox: http://127.0.0.1:{port}/dev/outbox)"
+    );
 
     // One consumer per function subscribed to the events stream, as in the SAM template.
-    let mut consumers: Vec<streams::Consumer> = Vec::new();
-    if bundle.stripe.is_some() {
-        let for_fulfillment = bundle.clone();
-        consumers.push(Box::new(move |batch| {
+    let for_fulfillment = bundle.clone();
+    let for_recovery = bundle.clone();
+    let consumers: Vec<streams::Consumer> = vec![
+        Box::new(move |batch| {
             let bundle = for_fulfillment.clone();
-            Box::pin(async move {
-                bundle
-                    .stripe
-                    .as_ref()
-                    .expect("checked")
-                    .fulfillment
-                    .stream(batch, None)
-                    .await
-            })
-        }));
-        let for_recovery = bundle.clone();
-        consumers.push(Box::new(move |batch| {
+            Box::pin(async move { bundle.stripe.fulfillment.stream(batch, None).await })
+        }),
+        Box::new(move |batch| {
             let bundle = for_recovery.clone();
-            Box::pin(async move {
-                bundle
-                    .stripe
-                    .as_ref()
-                    .expect("checked")
-                    .recovery
-                    .stream(batch, None)
-                    .await
-            })
-        }));
-    }
+            Box::pin(async move { bundle.stripe.recovery.stream(batch, None).await })
+        }),
+    ];
     let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
     tokio::spawn(streams::follow(dynamodb, streams, events_table, consumers));
     server::serve(bundle, port).await
@@ -109,8 +192,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn stripe_functions(
     sdk: &aws_config::SdkConfig,
     dynamodb: &DynamoDb,
+    env: &DevEnv,
 ) -> Result<StripeFunctions, Box<dyn std::error::Error>> {
-    let env = &ProcessEnv;
     let checkout = CheckoutConfig::from_env(env)?;
     let fulfillment = FulfillmentConfig::from_env(env)?;
     let recovery_table = config::required(env, "RECOVERY_TABLE")?;

@@ -23,19 +23,15 @@ pub async fn route(bundle: &Bundle, request: Request) -> Response<Body> {
     if path == "/webhooks/stripe" {
         return webhook::handle(&bundle.webhook, request).await;
     }
-    let Some(stripe) = &bundle.stripe else {
-        return match path {
-            "/checkout/sessions" | "/checkout/complete" | "/recovery/unsubscribe" => {
-                api::not_configured("STRIPE_SECRET_KEY")
-            }
-            _ => api::not_found(),
-        };
-    };
+    let stripe = &bundle.stripe;
     match path {
         "/checkout/sessions" => checkout::handle(&stripe.checkout, request).await,
         "/checkout/complete" => stripe.fulfillment.http(request, None).await,
         "/recovery/unsubscribe" => stripe.recovery.http(request, None).await,
-        _ => api::not_found(),
+        _ => match bundle.storefront.page(&request).await {
+            Some(page) => page,
+            None => api::not_found(),
+        },
     }
 }
 

@@ -1,0 +1,230 @@
+//! Development-only pages served next to the bundle's routes by `make dev`: a demo merchant
+//! storefront (`/`), an embedded-mode example (`/embedded`), the success page the hosted
+//! checkout returns to (`/thanks`), and an outbox of the emails sent through moto's SES with
+//! the orders table (`/dev/outbox`). None of this is in a Lambda binary.
+
+use bytes::Bytes;
+use checkout_core::store::{DynamoDb, OrderRecord};
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Product {
+    pub price: String,
+    pub name: String,
+    pub amount: String,
+}
+
+pub struct Storefront {
+    pages: minijinja::Environment<'static>,
+    merchant: String,
+    products: Vec<Product>,
+    /// The Stripe simulator's URL when it stands in for Stripe.
+    simulator: Option<String>,
+    publishable_key: Option<String>,
+    outbox_url: String,
+    dynamodb: DynamoDb,
+    orders_table: Option<String>,
+    http: Client<HttpConnector, Empty<Bytes>>,
+}
+
+#[derive(Serialize)]
+struct EmailView {
+    to: String,
+    subject: String,
+    html: String,
+}
+
+#[derive(Serialize)]
+struct OrderView {
+    id: String,
+    state: &'static str,
+    payment: String,
+    attempts: u32,
+}
+
+pub struct StorefrontConfig {
+    pub merchant: String,
+    pub products: Vec<Product>,
+    pub simulator: Option<String>,
+    pub publishable_key: Option<String>,
+    pub aws_endpoint: String,
+    pub dynamodb: DynamoDb,
+    pub orders_table: Option<String>,
+}
+
+impl Storefront {
+    pub fn new(config: StorefrontConfig) -> Self {
+        let mut pages = minijinja::Environment::new();
+        for (name, source) in [
+            ("layout.html", include_str!("../templates/layout.html")),
+            (
+                "storefront.html",
+                include_str!("../templates/storefront.html"),
+            ),
+            ("thanks.html", include_str!("../templates/thanks.html")),
+            ("embedded.html", include_str!("../templates/embedded.html")),
+            ("outbox.html", include_str!("../templates/outbox.html")),
+        ] {
+            pages
+                .add_template(name, source)
+                .expect("storefront templates parse");
+        }
+        Self {
+            pages,
+            merchant: config.merchant,
+            products: config.products,
+            simulator: config.simulator,
+            publishable_key: config.publishable_key,
+            outbox_url: format!("{}/_outbox", config.aws_endpoint.trim_end_matches('/')),
+            dynamodb: config.dynamodb,
+            orders_table: config.orders_table,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// The page for `path`, or `None` when the path is not the storefront's.
+    pub async fn page(&self, request: &Request) -> Option<Response<Body>> {
+        let path = request.uri().path();
+        if !matches!(path, "/" | "/embedded" | "/thanks" | "/dev/outbox") {
+            return None;
+        }
+        if request.method() != Method::GET {
+            return Some(checkout_core::http::method_not_allowed("GET"));
+        }
+        let common = json!({"merchant": self.merchant, "simulator": self.simulator});
+        let (name, extra) = match path {
+            "/" => ("storefront.html", json!({"products": self.products})),
+            "/thanks" => ("thanks.html", json!({})),
+            "/embedded" => {
+                let first = self.products.first();
+                (
+                    "embedded.html",
+                    json!({
+                        "publishable_key": self.publishable_key,
+                        "price": first.map(|p| p.price.clone()),
+                        "product": first.map(|p| p.name.clone()),
+                    }),
+                )
+            }
+            _ => (
+                "outbox.html",
+                json!({"emails": self.emails().await, "orders": self.orders().await}),
+            ),
+        };
+        let mut context = common;
+        if let (Value::Object(context), Value::Object(extra)) = (&mut context, extra) {
+            context.extend(extra);
+        }
+        Some(self.render(name, context))
+    }
+
+    fn render(&self, name: &str, context: Value) -> Response<Body> {
+        let rendered = self
+            .pages
+            .get_template(name)
+            .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(context))));
+        let (status, body) = match rendered {
+            Ok(body) => (StatusCode::OK, body),
+            Err(err) => {
+                tracing::error!(error = %err, "storefront template");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "template error".to_string(),
+                )
+            }
+        };
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        response
+    }
+
+    /// The messages moto's SES accepted (its `/_outbox`, added by infra/moto_server.py).
+    async fn emails(&self) -> Vec<EmailView> {
+        let Ok(uri) = self.outbox_url.parse::<http::Uri>() else {
+            return Vec::new();
+        };
+        let raw: Vec<Value> = match self.http.get(uri).await {
+            Ok(response) => match response.into_body().collect().await {
+                Ok(body) => serde_json::from_slice(&body.to_bytes()).unwrap_or_default(),
+                Err(_) => Vec::new(),
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox unreachable");
+                Vec::new()
+            }
+        };
+        let parser = mail_parser::MessageParser::default();
+        raw.iter()
+            .rev()
+            .map(|message| {
+                let mime = message["raw"].as_str().unwrap_or_default();
+                let parsed = parser.parse(mime.as_bytes());
+                EmailView {
+                    to: message["destinations"]
+                        .as_array()
+                        .map(|d| {
+                            d.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default(),
+                    subject: parsed
+                        .as_ref()
+                        .and_then(|m| m.subject())
+                        .unwrap_or_default()
+                        .to_string(),
+                    html: parsed
+                        .as_ref()
+                        .and_then(|m| m.body_html(0))
+                        .map(|h| h.into_owned())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
+    async fn orders(&self) -> Vec<OrderView> {
+        let Some(table) = &self.orders_table else {
+            return Vec::new();
+        };
+        let items = match self.dynamodb.scan().table_name(table).send().await {
+            Ok(output) => output.items.unwrap_or_default(),
+            Err(err) => {
+                tracing::warn!(error = %err, "orders table unreadable");
+                return Vec::new();
+            }
+        };
+        let mut orders: Vec<(i64, OrderView)> = items
+            .into_iter()
+            .filter_map(|item| serde_dynamo::from_item::<_, OrderRecord>(item).ok())
+            .map(|order| {
+                (
+                    order.updated_at,
+                    OrderView {
+                        id: order.order_id,
+                        state: order.state.name(),
+                        payment: order
+                            .payment_status
+                            .and_then(|p| serde_json::to_value(p).ok())
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        attempts: order.attempts,
+                    },
+                )
+            })
+            .collect();
+        orders.sort_by_key(|(updated, _)| std::cmp::Reverse(*updated));
+        orders.into_iter().map(|(_, order)| order).collect()
+    }
+}

@@ -1,0 +1,539 @@
+//! The API routes (`/v1/…`), answering in the bundle's own `checkout_core::stripe` types.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use checkout_core::stripe::{
+    AfterExpiration, CheckoutSession, LineItem, Mode, PaymentIntent, PaymentStatus, Price,
+    Recovery, SessionStatus, UiMode,
+};
+use http::{HeaderValue, Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::{
+    Answer, Replay, Simulator, StoredSession, json, random_suffix, stripe_error, unix_now,
+};
+
+type Pairs = Vec<(String, String)>;
+
+fn pairs(raw: &[u8]) -> Pairs {
+    form_urlencoded::parse(raw).into_owned().collect()
+}
+
+fn param<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn expands(pairs: &Pairs, what: &str) -> bool {
+    pairs.iter().any(|(k, v)| k == "expand[]" && v == what)
+}
+
+#[derive(Debug)]
+/// A Stripe error, answered as `{"error": {"type", "code", "message", "param"}}`.
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: Option<&'static str>,
+    message: String,
+    param: Option<String>,
+}
+
+impl ApiError {
+    fn answer(&self) -> Answer {
+        stripe_error(
+            self.status,
+            "invalid_request_error",
+            self.code,
+            &self.message,
+            self.param.as_deref(),
+        )
+    }
+}
+
+fn bad_request(message: &str, param: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: Some("parameter_invalid"),
+        message: message.into(),
+        param: Some(param.into()),
+    }
+}
+
+fn missing(kind: &str, id: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: Some("resource_missing"),
+        message: format!("No such {kind}: '{id}'"),
+        param: Some("id".into()),
+    }
+}
+
+/// `limit` (1..=100, default 10) and `starting_after`, as every Stripe list.
+fn page(all: Vec<Value>, query: &Pairs, url: &str) -> Result<Value, ApiError> {
+    let limit = match param(query, "limit").map(str::parse::<usize>) {
+        None => 10,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => return Err(bad_request("limit must be between 1 and 100", "limit")),
+    };
+    let start = match param(query, "starting_after") {
+        None => 0,
+        Some(after) => match all.iter().position(|o| o["id"] == after) {
+            Some(i) => i + 1,
+            None => return Err(missing("object", after)),
+        },
+    };
+    let rest = &all[start.min(all.len())..];
+    Ok(json!({
+        "object": "list",
+        "url": url,
+        "has_more": rest.len() > limit,
+        "data": rest.iter().take(limit).cloned().collect::<Vec<_>>(),
+    }))
+}
+
+impl Simulator {
+    pub(crate) fn api(&self, request: &http::Request<Bytes>) -> Answer {
+        let expected = format!("Bearer {}", self.config.api_key.expose());
+        let authorised = request
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+        if !authorised {
+            return stripe_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                None,
+                "Invalid API Key provided",
+                None,
+            );
+        }
+        let account = request
+            .headers()
+            .get("stripe-account")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let key = request
+            .headers()
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| request.method() == Method::POST)
+            .map(str::to_string);
+        let fingerprint = format!(
+            "{} {}?{}",
+            request.uri().path(),
+            request.uri().query().unwrap_or_default(),
+            String::from_utf8_lossy(request.body())
+        );
+        if let Some(key) = &key {
+            let replay = self
+                .lock()
+                .idempotency
+                .get(&(account.clone(), key.clone()))
+                .cloned();
+            if let Some(replay) = replay {
+                if replay.fingerprint != fingerprint {
+                    return stripe_error(
+                        StatusCode::BAD_REQUEST,
+                        "idempotency_error",
+                        None,
+                        &format!(
+                            "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
+                        ),
+                        None,
+                    );
+                }
+                let mut response = Response::new(replay.body);
+                *response.status_mut() = replay.status;
+                let headers = response.headers_mut();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+                return response;
+            }
+        }
+        let query = pairs(request.uri().query().unwrap_or_default().as_bytes());
+        let body = pairs(request.body());
+        let (status, value) = match self.route(
+            request.method(),
+            request.uri().path(),
+            &query,
+            &body,
+            account.as_deref(),
+        ) {
+            Ok(value) => (StatusCode::OK, value),
+            Err(error) => return self.remember(key, account, fingerprint, error.answer()),
+        };
+        let response = json(status, &value);
+        self.remember(key, account, fingerprint, response)
+    }
+
+    /// Stripe saves the answer of every idempotent request that ran, errors included.
+    fn remember(
+        &self,
+        key: Option<String>,
+        account: Option<String>,
+        fingerprint: String,
+        response: Answer,
+    ) -> Answer {
+        let Some(key) = key else { return response };
+        if response.status().is_server_error() {
+            return response;
+        }
+        self.lock().idempotency.insert(
+            (account, key),
+            Replay {
+                fingerprint,
+                status: response.status(),
+                body: response.body().clone(),
+            },
+        );
+        response
+    }
+
+    fn route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &Pairs,
+        body: &Pairs,
+        account: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let segments: Vec<&str> = path.trim_start_matches("/v1/").split('/').collect();
+        match (method, segments.as_slice()) {
+            (&Method::POST, ["checkout", "sessions"]) => self.create_session(body, account),
+            (&Method::GET, ["checkout", "sessions"]) => self.list_sessions(query, account),
+            (&Method::GET, ["checkout", "sessions", id]) => {
+                let stored = self.session(id, account)?;
+                Ok(self.session_json(&stored, expands(query, "line_items")))
+            }
+            (&Method::GET, ["checkout", "sessions", id, "line_items"]) => {
+                let stored = self.session(id, account)?;
+                let product = expands(query, "data.price.product");
+                let items = stored
+                    .items
+                    .iter()
+                    .map(|i| self.item_json(i, product))
+                    .collect();
+                page(items, query, path)
+            }
+            (&Method::GET, ["prices", id]) => self.price(id),
+            (&Method::GET, ["payment_intents", id]) => self.payment_intent(id, account),
+            (&Method::POST, ["promotion_codes"]) => Ok(self.create_promotion_code(body, account)),
+            (&Method::GET, ["events"]) => {
+                let events = self
+                    .lock()
+                    .events
+                    .iter()
+                    .rev()
+                    .filter(|(a, _)| a.as_deref() == account)
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                page(events, query, path)
+            }
+            _ => Err(ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: None,
+                message: format!("Unrecognized request URL ({method}: {path})"),
+                param: None,
+            }),
+        }
+    }
+
+    pub(crate) fn session(
+        &self,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<StoredSession, ApiError> {
+        self.lock()
+            .sessions
+            .get(id)
+            .filter(|s| s.account.as_deref() == account)
+            .cloned()
+            .ok_or_else(|| missing("checkout.session", id))
+    }
+
+    /// The session as Stripe returns it; `line_items` only when expanded (first page).
+    pub(crate) fn session_json(&self, stored: &StoredSession, with_items: bool) -> Value {
+        let mut value = serde_json::to_value(&stored.session).expect("a session serialises");
+        value["object"] = "checkout.session".into();
+        value["livemode"] = false.into();
+        value["success_url"] = stored.success_url.clone().into();
+        value["cancel_url"] = stored.cancel_url.clone().into();
+        value["return_url"] = stored.return_url.clone().into();
+        value["line_items"] = if with_items {
+            let items = stored
+                .items
+                .iter()
+                .map(|i| self.item_json(i, false))
+                .collect();
+            page(
+                items,
+                &Vec::new(),
+                &format!("/v1/checkout/sessions/{}/line_items", stored.session.id),
+            )
+            .expect("the first page always exists")
+        } else {
+            Value::Null
+        };
+        value
+    }
+
+    fn item_json(&self, item: &LineItem, expand_product: bool) -> Value {
+        let mut value = serde_json::to_value(item).expect("a line item serialises");
+        value["object"] = "item".into();
+        if let Some(price) = &item.price {
+            value["price"]["object"] = "price".into();
+            let catalog = self
+                .config
+                .catalog
+                .iter()
+                .find(|c| c.price == price.id.as_str());
+            if let (true, Some(c)) = (expand_product, catalog) {
+                value["price"]["product"] =
+                    json!({"id": c.product, "object": "product", "name": c.name});
+            }
+        }
+        value
+    }
+
+    fn create_session(&self, form: &Pairs, account: Option<&str>) -> Result<Value, ApiError> {
+        let mode: Mode = serde_json::from_value(param(form, "mode").unwrap_or_default().into())
+            .map_err(|_| bad_request("mode must be payment, subscription or setup", "mode"))?;
+        let mut items = Vec::new();
+        for i in 0.. {
+            let Some(price_id) = param(form, &format!("line_items[{i}][price]")) else {
+                break;
+            };
+            let Some(price) = self.config.catalog.iter().find(|c| c.price == price_id) else {
+                return Err(ApiError {
+                    status: StatusCode::BAD_REQUEST,
+                    code: Some("resource_missing"),
+                    message: format!("No such price: '{price_id}'"),
+                    param: Some(format!("line_items[{i}][price]")),
+                });
+            };
+            let quantity: u64 = param(form, &format!("line_items[{i}][quantity]"))
+                .unwrap_or("1")
+                .parse()
+                .map_err(|_| {
+                    bad_request(
+                        "quantity must be a positive integer",
+                        &format!("line_items[{i}][quantity]"),
+                    )
+                })?;
+            let amount = price.unit_amount * quantity as i64;
+            items.push(LineItem {
+                id: format!("li_{}", random_suffix(24)),
+                description: Some(price.name.clone()),
+                quantity: Some(quantity),
+                amount_subtotal: amount,
+                amount_total: amount,
+                currency: price.currency.clone(),
+                price: Some(Price {
+                    id: price.price.parse().expect("catalog ids are price_ ids"),
+                    product: Some(price.product.clone().into()),
+                    unit_amount: Some(price.unit_amount),
+                    currency: price.currency.clone(),
+                    kind: Some("one_time".into()),
+                }),
+            });
+        }
+        if items.is_empty() {
+            return Err(bad_request(
+                "line_items is required in payment mode",
+                "line_items",
+            ));
+        }
+        let ui_mode = match param(form, "ui_mode").unwrap_or("hosted") {
+            "hosted" => UiMode::Hosted,
+            "embedded" => UiMode::Embedded,
+            _ => return Err(bad_request("ui_mode must be hosted or embedded", "ui_mode")),
+        };
+        let success_url = param(form, "success_url").map(str::to_string);
+        let return_url = param(form, "return_url").map(str::to_string);
+        match ui_mode {
+            UiMode::Hosted if success_url.is_none() => {
+                return Err(bad_request(
+                    "success_url is required for hosted sessions",
+                    "success_url",
+                ));
+            }
+            UiMode::Embedded if return_url.is_none() => {
+                return Err(bad_request(
+                    "return_url is required for embedded sessions",
+                    "return_url",
+                ));
+            }
+            _ => {}
+        }
+        let now = unix_now();
+        let expires_at = match param(form, "expires_at").map(str::parse::<i64>) {
+            None => now + 86_400,
+            Some(Ok(t)) if (now + 1800 - 60..=now + 86_400 + 60).contains(&t) => t,
+            Some(_) => {
+                return Err(bad_request(
+                    "expires_at must be 30 minutes to 24 hours from now",
+                    "expires_at",
+                ));
+            }
+        };
+        let recovery =
+            (param(form, "after_expiration[recovery][enabled]") == Some("true")).then(|| {
+                Recovery {
+                    enabled: true,
+                    url: None,
+                    expires_at: None,
+                    allow_promotion_codes: param(
+                        form,
+                        "after_expiration[recovery][allow_promotion_codes]",
+                    ) == Some("true"),
+                }
+            });
+        let metadata: BTreeMap<String, String> = form
+            .iter()
+            .filter_map(|(k, v)| {
+                Some((
+                    k.strip_prefix("metadata[")?.strip_suffix(']')?.to_string(),
+                    v.clone(),
+                ))
+            })
+            .collect();
+        let subtotal = items.iter().map(|i| i.amount_subtotal).sum();
+        let id = format!("cs_test_{}", random_suffix(40));
+        let session = CheckoutSession {
+            id: id.parse().expect("cs_ id"),
+            url: (ui_mode == UiMode::Hosted)
+                .then(|| format!("{}/c/pay/{id}", self.config.public_url)),
+            client_secret: (ui_mode == UiMode::Embedded)
+                .then(|| format!("{id}_secret_{}", random_suffix(24))),
+            expires_at,
+            created: Some(now),
+            mode,
+            ui_mode: Some(ui_mode),
+            status: Some(SessionStatus::Open),
+            payment_status: PaymentStatus::Unpaid,
+            customer: param(form, "customer").and_then(|c| c.parse().ok()),
+            customer_email: param(form, "customer_email").map(str::to_string),
+            customer_details: None,
+            amount_subtotal: Some(subtotal),
+            amount_total: Some(subtotal),
+            currency: items.first().map(|i| i.currency.clone()),
+            locale: param(form, "locale").map(str::to_string),
+            payment_intent: None,
+            subscription: None,
+            consent: None,
+            after_expiration: recovery.map(|r| AfterExpiration { recovery: Some(r) }),
+            recovered_from: None,
+            metadata,
+            line_items: None,
+        };
+        let stored = StoredSession {
+            account: account.map(str::to_string),
+            session,
+            items,
+            success_url,
+            cancel_url: param(form, "cancel_url").map(str::to_string),
+            return_url,
+            collects_consent: param(form, "consent_collection[promotions]") == Some("auto"),
+        };
+        let value = self.session_json(&stored, false);
+        self.lock().sessions.insert(id, stored);
+        Ok(value)
+    }
+
+    fn list_sessions(&self, query: &Pairs, account: Option<&str>) -> Result<Value, ApiError> {
+        let payment_intent = param(query, "payment_intent");
+        let sessions: Vec<StoredSession> = self
+            .lock()
+            .sessions
+            .values()
+            .filter(|s| s.account.as_deref() == account)
+            .filter(|s| {
+                payment_intent.is_none_or(|pi| {
+                    s.session
+                        .payment_intent
+                        .as_ref()
+                        .is_some_and(|p| p.as_str() == pi)
+                })
+            })
+            .cloned()
+            .collect();
+        let all = sessions
+            .iter()
+            .map(|s| self.session_json(s, false))
+            .collect();
+        page(all, query, "/v1/checkout/sessions")
+    }
+
+    fn price(&self, id: &str) -> Result<Value, ApiError> {
+        let price = self
+            .config
+            .catalog
+            .iter()
+            .find(|c| c.price == id)
+            .ok_or_else(|| missing("price", id))?;
+        Ok(json!({
+            "id": price.price, "object": "price", "product": price.product, "unit_amount": price.unit_amount,
+            "currency": price.currency, "type": "one_time", "active": true, "livemode": false,
+        }))
+    }
+
+    /// PaymentIntents exist here only as the payment of a completed session.
+    fn payment_intent(&self, id: &str, account: Option<&str>) -> Result<Value, ApiError> {
+        let state = self.lock();
+        let stored = state
+            .sessions
+            .values()
+            .filter(|s| s.account.as_deref() == account)
+            .find(|s| {
+                s.session
+                    .payment_intent
+                    .as_ref()
+                    .is_some_and(|p| p.as_str() == id)
+            })
+            .ok_or_else(|| missing("payment_intent", id))?;
+        let paid = stored.session.payment_status == PaymentStatus::Paid;
+        let amount = stored.session.amount_total.unwrap_or_default();
+        let intent = PaymentIntent {
+            id: id.parse().map_err(|_| missing("payment_intent", id))?,
+            amount,
+            amount_received: if paid { amount } else { 0 },
+            currency: stored.session.currency.clone().unwrap_or_default(),
+            status: if paid { "succeeded" } else { "processing" }.into(),
+            customer: stored.session.customer.clone(),
+            receipt_email: stored
+                .session
+                .customer_details
+                .as_ref()
+                .and_then(|d| d.email.clone()),
+            description: None,
+            metadata: BTreeMap::new(),
+        };
+        let mut value = serde_json::to_value(intent).expect("a PaymentIntent serialises");
+        value["object"] = "payment_intent".into();
+        Ok(value)
+    }
+
+    fn create_promotion_code(&self, form: &Pairs, account: Option<&str>) -> Value {
+        let code = json!({
+            "id": format!("promo_{}", random_suffix(24)),
+            "object": "promotion_code",
+            "code": random_suffix(8).to_uppercase(),
+            "coupon": {"id": param(form, "coupon"), "object": "coupon"},
+            "max_redemptions": param(form, "max_redemptions").and_then(|m| m.parse::<i64>().ok()),
+            "expires_at": param(form, "expires_at").and_then(|t| t.parse::<i64>().ok()),
+            "customer": param(form, "customer"),
+            "active": true,
+            "livemode": false,
+        });
+        self.lock()
+            .promotion_codes
+            .push((account.map(str::to_string), code.clone()));
+        code
+    }
+}

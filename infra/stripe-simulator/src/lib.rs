@@ -1,0 +1,213 @@
+//! A stateful stand-in for the parts of Stripe the bundle uses, so `make dev` and the
+//! end-to-end tests run the whole flow offline: the API calls the bundle's Stripe client makes
+//! (sessions, line items, prices, PaymentIntents, promotion codes, events), a hosted checkout
+//! page where a person pays, pays with a delayed method or lets the session expire, and the
+//! signed webhooks Stripe would send for each of those.
+//!
+//! Dev and test only: it depends on the bundle's crate (to answer in the very types the
+//! client parses), never the reverse, so no Lambda binary can contain it.
+//!
+//! Fidelity where the bundle's correctness depends on it: a bearer key is required,
+//! `Stripe-Account` scopes every object to its account, `Idempotency-Key` replays the first
+//! answer for the same parameters and refuses different ones, and lists page with `limit` and
+//! `starting_after`. Everything else is kept simple and says so.
+
+mod api;
+mod delivery;
+mod pages;
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use checkout_core::config::Secret;
+use checkout_core::stripe::{CheckoutSession, LineItem};
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+/// An answer before it is framed for hyper.
+type Answer = Response<Bytes>;
+
+/// What Stripe refuses above (its API caps request bodies well below this).
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// One price of the simulated account's catalog.
+#[derive(Debug, Clone)]
+pub struct CatalogPrice {
+    pub price: String,
+    pub product: String,
+    pub name: String,
+    pub unit_amount: i64,
+    pub currency: String,
+}
+
+/// The demo shop's catalog: what the storefront sells in `make dev`.
+pub fn demo_catalog() -> Vec<CatalogPrice> {
+    [
+        ("price_mug", "prod_mug", "Mug", 1500),
+        ("price_tea", "prod_tea", "Tea box", 2500),
+        ("price_poster", "prod_poster", "Poster", 1200),
+    ]
+    .into_iter()
+    .map(|(price, product, name, amount)| CatalogPrice {
+        price: price.into(),
+        product: product.into(),
+        name: name.into(),
+        unit_amount: amount,
+        currency: "eur".into(),
+    })
+    .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// The bearer key callers must present (`STRIPE_SECRET_KEY` of the bundle).
+    pub api_key: Secret,
+    /// Where the simulator is reached, for session and recovery URLs.
+    pub public_url: String,
+    /// The bundle's webhook route.
+    pub webhook_url: String,
+    /// The endpoint secret events are signed with (`STRIPE_WEBHOOK_SECRET` of the bundle).
+    pub webhook_secret: Secret,
+    pub catalog: Vec<CatalogPrice>,
+}
+
+/// A session as the simulator keeps it: the object in the client's own type, plus what
+/// Stripe keeps but does not return in the fields the bundle reads.
+#[derive(Debug, Clone)]
+struct StoredSession {
+    account: Option<String>,
+    session: CheckoutSession,
+    items: Vec<LineItem>,
+    success_url: Option<String>,
+    cancel_url: Option<String>,
+    return_url: Option<String>,
+    collects_consent: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Replay {
+    fingerprint: String,
+    status: StatusCode,
+    body: Bytes,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: BTreeMap<String, StoredSession>,
+    promotion_codes: Vec<(Option<String>, Value)>,
+    idempotency: HashMap<(Option<String>, String), Replay>,
+    events: Vec<(Option<String>, Value)>,
+}
+
+pub struct Simulator {
+    config: SimulatorConfig,
+    state: Mutex<State>,
+    pages: minijinja::Environment<'static>,
+    delivery: delivery::Client,
+}
+
+impl Simulator {
+    pub fn new(config: SimulatorConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            state: Mutex::new(State::default()),
+            pages: pages::environment(),
+            delivery: delivery::client(),
+        })
+    }
+
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.config
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let simulator = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let simulator = simulator.clone();
+                    async move { Ok::<_, Infallible>(simulator.answer(request).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn answer(self: Arc<Self>, request: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = Limited::new(body, MAX_BODY_BYTES).collect().await else {
+            return stripe_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                None,
+                "request too large",
+                None,
+            )
+            .map(Full::new);
+        };
+        let request = http::Request::from_parts(parts, body.to_bytes());
+        let path = request.uri().path().to_string();
+        let response = if path.starts_with("/v1/") {
+            self.api(&request)
+        } else {
+            self.page(&request)
+        };
+        tracing::debug!(method = %request.method(), path, status = response.status().as_u16(), "stripe simulator");
+        response.map(Full::new)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A Stripe-shaped error: `{"error": {"type", "code", "message", "param"}}`.
+fn stripe_error(
+    status: StatusCode,
+    kind: &str,
+    code: Option<&str>,
+    message: &str,
+    param: Option<&str>,
+) -> Answer {
+    let mut error = serde_json::json!({"type": kind, "message": message});
+    if let Some(code) = code {
+        error["code"] = code.into();
+    }
+    if let Some(param) = param {
+        error["param"] = param.into();
+    }
+    json(status, &serde_json::json!({ "error": error }))
+}
+
+fn json(status: StatusCode, value: &Value) -> Answer {
+    let mut response = Response::new(Bytes::from(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn random_suffix(len: usize) -> String {
+    (0..len).map(|_| fastrand::alphanumeric()).collect()
+}
+
+fn unix_now() -> i64 {
+    checkout_core::webhook::unix_now()
+}

@@ -1,0 +1,417 @@
+//! The pages a customer sees: the hosted checkout page at each session's URL (pay, pay with a
+//! delayed method, let it expire), the recovery link of an expired session, and an index of
+//! sessions for the developer. Rendered with minijinja, HTML auto-escaped.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use checkout_core::stripe::{
+    Consent, CustomerDetails, Mode, PaymentStatus, PromotionsConsent, SessionStatus,
+};
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::delivery::Delivery;
+use crate::{Answer, Simulator, StoredSession, random_suffix, unix_now};
+
+/// How long a recovery link stays valid, as on Stripe.
+const RECOVERY_LINK_SECS: i64 = 30 * 86_400;
+
+pub(crate) fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    for (name, source) in [
+        ("layout.html", include_str!("../templates/layout.html")),
+        ("pay.html", include_str!("../templates/pay.html")),
+        ("expired.html", include_str!("../templates/expired.html")),
+        ("index.html", include_str!("../templates/index.html")),
+        ("message.html", include_str!("../templates/message.html")),
+    ] {
+        env.add_template(name, source)
+            .expect("simulator templates parse");
+    }
+    env
+}
+
+fn amount(minor: i64, currency: &str) -> String {
+    format!(
+        "{}.{:02} {}",
+        minor / 100,
+        minor % 100,
+        currency.to_uppercase()
+    )
+}
+
+#[derive(Serialize)]
+struct ItemView {
+    name: String,
+    quantity: u64,
+    amount: String,
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: String,
+    account: Option<String>,
+    status: &'static str,
+    payment_status: &'static str,
+    total: String,
+    email: Option<String>,
+    collects_consent: bool,
+    recovery_url: Option<String>,
+    recovered_from: Option<String>,
+    cancel_url: Option<String>,
+    items: Vec<ItemView>,
+}
+
+fn view(stored: &StoredSession) -> SessionView {
+    let s = &stored.session;
+    let currency = s.currency.clone().unwrap_or_default();
+    SessionView {
+        id: s.id.to_string(),
+        account: stored.account.clone(),
+        status: match s.status {
+            Some(SessionStatus::Open) | None => "open",
+            Some(SessionStatus::Complete) => "complete",
+            Some(SessionStatus::Expired) => "expired",
+        },
+        payment_status: match s.payment_status {
+            PaymentStatus::Paid => "paid",
+            PaymentStatus::Unpaid => "unpaid",
+            PaymentStatus::NoPaymentRequired => "no_payment_required",
+        },
+        total: amount(s.amount_total.unwrap_or_default(), &currency),
+        email: s
+            .customer_details
+            .as_ref()
+            .and_then(|d| d.email.clone())
+            .or_else(|| s.customer_email.clone()),
+        collects_consent: stored.collects_consent,
+        recovery_url: s
+            .after_expiration
+            .as_ref()
+            .and_then(|a| a.recovery.as_ref())
+            .and_then(|r| r.url.clone()),
+        recovered_from: s.recovered_from.as_ref().map(ToString::to_string),
+        cancel_url: stored.cancel_url.clone(),
+        items: stored
+            .items
+            .iter()
+            .map(|i| ItemView {
+                name: i.description.clone().unwrap_or_default(),
+                quantity: i.quantity.unwrap_or(1),
+                amount: amount(i.amount_total, &i.currency),
+            })
+            .collect(),
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Answer {
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+fn redirect(location: &str) -> Answer {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Where the customer lands after paying: the success URL (hosted) or return URL (embedded)
+/// with `{CHECKOUT_SESSION_ID}` filled in, as Stripe does.
+fn landing(stored: &StoredSession) -> Option<String> {
+    let template = stored.success_url.as_ref().or(stored.return_url.as_ref())?;
+    Some(template.replace("{CHECKOUT_SESSION_ID}", stored.session.id.as_str()))
+}
+
+impl Simulator {
+    fn render(&self, status: StatusCode, name: &str, context: Value) -> Answer {
+        match self
+            .pages
+            .get_template(name)
+            .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(context))))
+        {
+            Ok(body) => html(status, body),
+            Err(err) => html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("template error: {err}").replace('<', "&lt;"),
+            ),
+        }
+    }
+
+    fn message(&self, status: StatusCode, title: &str, text: &str) -> Answer {
+        self.render(
+            status,
+            "message.html",
+            serde_json::json!({"title": title, "text": text}),
+        )
+    }
+
+    pub(crate) fn page(self: &Arc<Self>, request: &http::Request<Bytes>) -> Answer {
+        let segments: Vec<&str> = request.uri().path().trim_matches('/').split('/').collect();
+        let form: Vec<(String, String)> = form_urlencoded::parse(request.body())
+            .into_owned()
+            .collect();
+        match (request.method(), segments.as_slice()) {
+            (&Method::GET, [""]) => {
+                let sessions: Vec<SessionView> =
+                    self.lock().sessions.values().rev().map(view).collect();
+                self.render(
+                    StatusCode::OK,
+                    "index.html",
+                    serde_json::json!({"sessions": sessions}),
+                )
+            }
+            (&Method::GET, ["c", "pay", id]) => match self.stored(id) {
+                None => self.message(StatusCode::NOT_FOUND, "Not found", "No such session."),
+                Some(stored) if stored.session.status == Some(SessionStatus::Expired) => self
+                    .render(
+                        StatusCode::OK,
+                        "expired.html",
+                        serde_json::json!({"session": view(&stored)}),
+                    ),
+                Some(stored) => self.render(
+                    StatusCode::OK,
+                    "pay.html",
+                    serde_json::json!({"session": view(&stored)}),
+                ),
+            },
+            (&Method::POST, ["c", "pay", id]) => self.act(id, &form),
+            (&Method::POST, ["c", "pay", id, "settle"]) => self.settle(id, &form),
+            (&Method::GET, ["r", id]) => self.recover(id),
+            _ => self.message(StatusCode::NOT_FOUND, "Not found", "No such page."),
+        }
+    }
+
+    fn stored(&self, id: &str) -> Option<StoredSession> {
+        self.lock().sessions.get(id).cloned()
+    }
+
+    /// Pay, pay with a delayed method, or let the session expire.
+    fn act(self: &Arc<Self>, id: &str, form: &[(String, String)]) -> Answer {
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let checked = |name: &str| field(name).is_some_and(|v| v == "on");
+        let delivery = Delivery {
+            duplicate: checked("duplicate"),
+            out_of_order: checked("out_of_order"),
+        };
+        let action = field("action").unwrap_or_default();
+        let email = field("email");
+        if action != "expire" && !email.as_deref().is_some_and(|e| e.contains('@')) {
+            return self.message(
+                StatusCode::BAD_REQUEST,
+                "Email required",
+                "Enter an email address to pay.",
+            );
+        }
+        let now = unix_now();
+        let mut state = self.lock();
+        let Some(stored) = state.sessions.get_mut(id) else {
+            return self.message(StatusCode::NOT_FOUND, "Not found", "No such session.");
+        };
+        if stored.session.status != Some(SessionStatus::Open) {
+            return self.message(
+                StatusCode::CONFLICT,
+                "Session closed",
+                "This session is no longer open.",
+            );
+        }
+        let session = &mut stored.session;
+        session.customer_details = Some(CustomerDetails {
+            email: email.clone(),
+            name: field("name"),
+        });
+        if stored.collects_consent {
+            session.consent = Some(Consent {
+                promotions: Some(if checked("consent") {
+                    PromotionsConsent::OptIn
+                } else {
+                    PromotionsConsent::OptOut
+                }),
+            });
+        }
+        let mut events: Vec<(&'static str, Value)> = Vec::new();
+        match action.as_str() {
+            "pay" | "pay-delayed" => {
+                let session = &mut stored.session;
+                session.status = Some(SessionStatus::Complete);
+                if session.mode == Mode::Payment {
+                    session.payment_intent = format!("pi_{}", random_suffix(24)).parse().ok();
+                }
+                session.payment_status = if action == "pay" {
+                    PaymentStatus::Paid
+                } else {
+                    PaymentStatus::Unpaid
+                };
+                events.push((
+                    "checkout.session.completed",
+                    self.session_json(stored, false),
+                ));
+                if action == "pay-delayed" {
+                    match field("delayed_outcome").as_deref() {
+                        Some("succeeded") => {
+                            stored.session.payment_status = PaymentStatus::Paid;
+                            events.push((
+                                "checkout.session.async_payment_succeeded",
+                                self.session_json(stored, false),
+                            ));
+                        }
+                        Some("failed") => events.push((
+                            "checkout.session.async_payment_failed",
+                            self.session_json(stored, false),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            "expire" => {
+                let session = &mut stored.session;
+                session.status = Some(SessionStatus::Expired);
+                if let Some(recovery) = session
+                    .after_expiration
+                    .as_mut()
+                    .and_then(|a| a.recovery.as_mut())
+                    .filter(|r| r.enabled)
+                {
+                    recovery.url = Some(format!("{}/r/{id}", self.config.public_url));
+                    recovery.expires_at = Some(now + RECOVERY_LINK_SECS);
+                }
+                events.push(("checkout.session.expired", self.session_json(stored, false)));
+            }
+            _ => {
+                return self.message(
+                    StatusCode::BAD_REQUEST,
+                    "Unknown action",
+                    "Choose pay, pay with a delayed method, or let it expire.",
+                );
+            }
+        }
+        let stored = stored.clone();
+        drop(state);
+        self.send_events(stored.account.as_deref(), events, delivery);
+        if action == "expire" {
+            return self.render(
+                StatusCode::OK,
+                "expired.html",
+                serde_json::json!({"session": view(&stored)}),
+            );
+        }
+        match landing(&stored) {
+            Some(url) => redirect(&url),
+            None => self.message(StatusCode::OK, "Paid", "Payment complete."),
+        }
+    }
+
+    /// Ends a delayed payment: `async_payment_succeeded` or `async_payment_failed`.
+    fn settle(self: &Arc<Self>, id: &str, form: &[(String, String)]) -> Answer {
+        let outcome = form
+            .iter()
+            .find(|(k, _)| k == "outcome")
+            .map(|(_, v)| v.as_str());
+        let mut state = self.lock();
+        let Some(stored) = state.sessions.get_mut(id) else {
+            return self.message(StatusCode::NOT_FOUND, "Not found", "No such session.");
+        };
+        let pending = stored.session.status == Some(SessionStatus::Complete)
+            && stored.session.payment_status == PaymentStatus::Unpaid;
+        if !pending {
+            return self.message(
+                StatusCode::CONFLICT,
+                "Nothing to settle",
+                "This session has no delayed payment pending.",
+            );
+        }
+        let kind = match outcome {
+            Some("succeeded") => {
+                stored.session.payment_status = PaymentStatus::Paid;
+                "checkout.session.async_payment_succeeded"
+            }
+            Some("failed") => "checkout.session.async_payment_failed",
+            _ => {
+                return self.message(
+                    StatusCode::BAD_REQUEST,
+                    "Unknown outcome",
+                    "succeeded or failed",
+                );
+            }
+        };
+        let event = (kind, self.session_json(stored, false));
+        let stored = stored.clone();
+        drop(state);
+        self.send_events(stored.account.as_deref(), vec![event], Delivery::default());
+        match landing(&stored) {
+            Some(url) => redirect(&url),
+            None => self.message(StatusCode::OK, "Settled", kind),
+        }
+    }
+
+    /// The recovery URL of an expired session: a new session with the same cart, its
+    /// `recovered_from` pointing at the expired one, as Stripe's recovery links do.
+    fn recover(&self, id: &str) -> Answer {
+        let now = unix_now();
+        let mut state = self.lock();
+        let Some(original) = state.sessions.get(id).cloned() else {
+            return self.message(StatusCode::NOT_FOUND, "Not found", "No such session.");
+        };
+        let link_expiry = original
+            .session
+            .after_expiration
+            .as_ref()
+            .and_then(|a| a.recovery.as_ref())
+            .and_then(|r| r.url.as_ref().and(r.expires_at));
+        if original.session.status != Some(SessionStatus::Expired)
+            || link_expiry.is_none_or(|t| t <= now)
+        {
+            return self.message(
+                StatusCode::GONE,
+                "Link expired",
+                "This recovery link is no longer valid.",
+            );
+        }
+        let new_id = format!("cs_test_{}", random_suffix(40));
+        let mut recovered = original.clone();
+        let session = &mut recovered.session;
+        session.id = new_id.parse().expect("cs_ id");
+        session.url = Some(format!("{}/c/pay/{new_id}", self.config.public_url));
+        session.created = Some(now);
+        session.expires_at = now + 86_400;
+        session.status = Some(SessionStatus::Open);
+        session.payment_status = PaymentStatus::Unpaid;
+        session.payment_intent = None;
+        session.customer_email = original
+            .session
+            .customer_details
+            .as_ref()
+            .and_then(|d| d.email.clone());
+        session.customer_details = None;
+        session.consent = None;
+        session.recovered_from = Some(original.session.id.clone());
+        if let Some(recovery) = session
+            .after_expiration
+            .as_mut()
+            .and_then(|a| a.recovery.as_mut())
+        {
+            recovery.url = None;
+            recovery.expires_at = None;
+        }
+        for item in &mut recovered.items {
+            item.id = format!("li_{}", random_suffix(24));
+        }
+        let url = recovered.session.url.clone().unwrap_or_default();
+        state.sessions.insert(new_id, recovered);
+        redirect(&url)
+    }
+}

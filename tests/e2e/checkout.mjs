@@ -1,0 +1,425 @@
+#!/usr/bin/env node
+// End-to-end browser test of the Stripe Checkout flow against the local dev
+// stack (demo storefront + Stripe simulator + local SES outbox).
+//
+// Plain Node script, no test framework: exits 0 on success, 1 on failure.
+//
+// Environment:
+//   SHOP_URL   storefront base URL            (default http://127.0.0.1:9100)
+//   ARTIFACTS  screenshot/output directory    (default tests/e2e/artifacts, relative to cwd)
+//   CHROMIUM   Chromium executable            (default /usr/bin/chromium)
+//
+// Scenario:
+//   1. storefront -> "Buy now" (price_mug) -> simulator hosted checkout page
+//   2. pay -> /thanks?session_id=cs_... -> #order-status becomes "fulfilled"
+//   3. storefront -> "Buy now" (price_tea) -> consent to promotions -> let it expire
+//   4. /dev/outbox: exactly one cart-recovery email to the shopper, exactly one
+//      order confirmation to the buyer, and a fulfilled order.
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+// ---------------------------------------------------------------- settings --
+
+const SCRIPT_DIR = path.dirname(fileURLToPath(import.meta.url));
+const SHOP_URL = (process.env.SHOP_URL || 'http://127.0.0.1:9100').replace(/\/+$/, '');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// Default is tests/e2e/artifacts relative to the cwd (i.e. run from the repo
+// root); when run from this folder itself (`npm test`) that is ./artifacts.
+const ARTIFACTS = path.resolve(
+  process.env.ARTIFACTS ||
+    (path.resolve(process.cwd()) === SCRIPT_DIR ? 'artifacts' : 'tests/e2e/artifacts'),
+);
+
+const STEP_TIMEOUT = 20_000; // upper bound for any single wait
+const ACTION_TIMEOUT = 10_000; // clicks, fills, element lookups
+const POLL_INTERVAL = 500;
+const SETTLE_MS = 3_000; // extra wait before counting emails (catch duplicates)
+const WATCHDOG_MS = 180_000; // hard stop for the whole run
+
+const RUN_ID = `${Date.now()}`;
+const BUYER_EMAIL = `buyer+${RUN_ID}@example.com`;
+const BUYER_NAME = 'Ada Buyer';
+const SHOPPER_EMAIL = `shopper+${RUN_ID}@example.com`;
+const SHOPPER_NAME = 'Sam Shopper';
+const RECOVERY_SUBJECT = 'you left something in your cart';
+const CONFIRMATION_SUBJECT = 'your order is confirmed';
+
+// ----------------------------------------------------------------- helpers --
+
+class E2EError extends Error {
+  constructor(what, expected, found) {
+    super(`${what}\n  expected: ${expected}\n  found:    ${found}`);
+    this.name = 'E2EError';
+  }
+}
+
+const t0 = Date.now();
+const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+const log = (msg) => console.log(`[e2e ${elapsed()}] ${msg}`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const shorten = (s, n = 400) => {
+  const one = String(s ?? '').replace(/\s+/g, ' ').trim();
+  return one.length > n ? `${one.slice(0, n)}…` : one;
+};
+const json = (v) => JSON.stringify(v);
+
+let page; // current page, for failure screenshots
+const consoleErrors = [];
+const failedRequests = [];
+
+async function screenshot(name) {
+  const file = path.join(ARTIFACTS, name);
+  await page.screenshot({ path: file, fullPage: true, timeout: ACTION_TIMEOUT });
+  log(`screenshot ${file}`);
+}
+
+// Short description of what the browser is currently showing.
+async function whereAmI() {
+  if (!page) return '(no page)';
+  let text = '';
+  try {
+    text = await page.evaluate(() => document.body?.innerText ?? '');
+  } catch (e) {
+    text = `(could not read page: ${e.message.split('\n')[0]})`;
+  }
+  return `url=${page.url()} text="${shorten(text, 300)}"`;
+}
+
+async function goto(url, what) {
+  let resp;
+  try {
+    resp = await page.goto(url, { waitUntil: 'domcontentloaded', timeout: STEP_TIMEOUT });
+  } catch (e) {
+    throw new E2EError(`${what}: could not load ${url}`, 'page loads', e.message.split('\n')[0]);
+  }
+  if (!resp || !resp.ok()) {
+    throw new E2EError(
+      `${what}: bad HTTP status for ${url}`,
+      'HTTP 2xx',
+      `HTTP ${resp ? resp.status() : '(no response)'}; ${await whereAmI()}`,
+    );
+  }
+  return resp;
+}
+
+async function waitForUrl(re, what) {
+  try {
+    await page.waitForURL(re, { timeout: STEP_TIMEOUT, waitUntil: 'domcontentloaded' });
+  } catch (e) {
+    if (e.name !== 'TimeoutError') throw e;
+    throw new E2EError(
+      `${what}: URL did not match within ${STEP_TIMEOUT / 1000}s`,
+      `URL matching ${re}`,
+      await whereAmI(),
+    );
+  }
+}
+
+// The single element matching `selector`, visible; fails with a clear message.
+async function element(selector, what) {
+  const loc = page.locator(selector);
+  try {
+    await loc.first().waitFor({ state: 'visible', timeout: ACTION_TIMEOUT });
+  } catch (e) {
+    if (e.name !== 'TimeoutError') throw e;
+    throw new E2EError(
+      `${what}: element not visible within ${ACTION_TIMEOUT / 1000}s`,
+      `a visible ${selector}`,
+      `${await loc.count()} matching element(s); ${await whereAmI()}`,
+    );
+  }
+  const n = await loc.count();
+  if (n !== 1) {
+    throw new E2EError(`${what}: ambiguous selector`, `exactly one ${selector}`, `${n} elements`);
+  }
+  return loc;
+}
+
+// Calls `probe` every `interval` ms until it returns { ok: true } or the
+// timeout passes. `probe` returns { ok, found, fatal }; `fatal` stops at once
+// (a terminal wrong state); exceptions count as "not yet".
+async function poll(what, expected, probe, { timeout = STEP_TIMEOUT, interval = POLL_INTERVAL } = {}) {
+  const deadline = Date.now() + timeout;
+  let last = '(never probed)';
+  for (;;) {
+    try {
+      const r = await probe();
+      if (r.ok) return r;
+      last = r.found;
+      if (r.fatal) throw new E2EError(`${what} (terminal state)`, expected, last);
+    } catch (e) {
+      if (e instanceof E2EError) throw e;
+      last = `error: ${e.message.split('\n')[0]}`;
+    }
+    if (Date.now() >= deadline) {
+      throw new E2EError(`${what} (gave up after ${timeout / 1000}s)`, expected, last);
+    }
+    await sleep(interval);
+  }
+}
+
+async function clickBuyNow(priceId) {
+  const button = await element(`button[data-price="${priceId}"]`, `storefront "Buy now" for ${priceId}`)
+    .catch(async (e) => {
+      const prices = await page
+        .locator('button[data-price]')
+        .evaluateAll((bs) => bs.map((b) => b.getAttribute('data-price')))
+        .catch(() => []);
+      throw new E2EError(
+        `storefront: no "Buy now" button for ${priceId}`,
+        `button[data-price="${priceId}"]`,
+        `buttons with data-price: ${json(prices)}\n  (${e.message.split('\n')[0]})`,
+      );
+    });
+  const label = shorten(await button.innerText({ timeout: ACTION_TIMEOUT }));
+  if (!/buy now/i.test(label)) {
+    throw new E2EError(`storefront: button for ${priceId}`, 'text "Buy now"', `"${label}"`);
+  }
+  await button.click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/c\/pay\/cs_/, `after "Buy now" (${priceId})`);
+  log(`on hosted checkout page ${page.url()}`);
+}
+
+async function readOutbox() {
+  const emails = await page.locator('#emails tr.email').evaluateAll((rows) =>
+    rows.map((r) => ({
+      to: (r.querySelector('td.to')?.textContent ?? '').trim(),
+      subject: (r.querySelector('td.subject')?.textContent ?? '').trim(),
+    })),
+  );
+  const orders = await page.locator('#orders tr.order').evaluateAll((rows) =>
+    rows.map((r) => ({
+      id: (r.querySelector('td.order-id')?.textContent ?? '').trim(),
+      state: (r.querySelector('td.state')?.textContent ?? '').trim(),
+    })),
+  );
+  return { emails, orders };
+}
+
+const emailsMatching = (emails, address, subject) =>
+  emails.filter(
+    (m) => m.to.toLowerCase().includes(address.toLowerCase()) && m.subject.toLowerCase().includes(subject),
+  );
+
+// --------------------------------------------------------------- scenario --
+
+async function run() {
+  log(`SHOP_URL=${SHOP_URL} CHROMIUM=${CHROMIUM} ARTIFACTS=${ARTIFACTS}`);
+  log(`buyer=${BUYER_EMAIL} shopper=${SHOPPER_EMAIL}`);
+
+  // 1. Storefront -> hosted checkout page (mug).
+  log('step 1: storefront, Buy now (price_mug)');
+  await goto(`${SHOP_URL}/`, 'storefront');
+  await screenshot('1-storefront.png');
+  await clickBuyNow('price_mug');
+  await element('#email', 'checkout page');
+  await screenshot('2-checkout-page.png');
+
+  // 2. Pay -> thanks page -> fulfilled.
+  log('step 2: pay and wait for fulfilment');
+  await (await element('#email', 'checkout page email')).fill(BUYER_EMAIL, { timeout: ACTION_TIMEOUT });
+  await (await element('#name', 'checkout page name')).fill(BUYER_NAME, { timeout: ACTION_TIMEOUT });
+  await (await element('#pay', 'checkout page Pay button')).click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/thanks\?session_id=cs_/, 'after Pay');
+  if (!page.url().startsWith(`${SHOP_URL}/thanks`)) {
+    throw new E2EError('after Pay: redirected to the wrong site', `${SHOP_URL}/thanks?session_id=cs_…`, page.url());
+  }
+  const sessionId = new URL(page.url()).searchParams.get('session_id');
+  log(`on thanks page, session ${sessionId}`);
+
+  const seenStatuses = [];
+  await poll('thanks page: order status', '#order-status text "fulfilled"', async () => {
+    const s = await page.evaluate(() => {
+      const el = document.querySelector('#order-status');
+      return el ? el.textContent.trim() : null;
+    });
+    const shown = s === null ? '(no #order-status element)' : `"${s}"`;
+    if (seenStatuses[seenStatuses.length - 1] !== shown) {
+      seenStatuses.push(shown);
+      log(`order status: ${shown}`);
+    }
+    // payment_failed is terminal: the thanks page stops polling there.
+    return { ok: s === 'fulfilled', fatal: s === 'payment_failed', found: `statuses seen: ${seenStatuses.join(' -> ')}` };
+  });
+  const items = await (await element('#order-items', 'thanks page items')).innerText({ timeout: ACTION_TIMEOUT });
+  if (!/mug/i.test(items)) {
+    throw new E2EError('thanks page: order items', '#order-items containing "Mug"', `"${shorten(items)}"`);
+  }
+  await screenshot('3-success.png');
+
+  // 3. Second session (tea), consent to promotions, let it expire.
+  log('step 3: Buy now (price_tea), consent, let it expire');
+  await goto(`${SHOP_URL}/`, 'storefront (second visit)');
+  await clickBuyNow('price_tea');
+  await (await element('#email', 'checkout page email')).fill(SHOPPER_EMAIL, { timeout: ACTION_TIMEOUT });
+  await (await element('#name', 'checkout page name')).fill(SHOPPER_NAME, { timeout: ACTION_TIMEOUT });
+  await (await element('#consent', 'checkout page consent checkbox')).check({ timeout: ACTION_TIMEOUT });
+  await (await element('#expire', 'checkout page expire button')).click({ timeout: ACTION_TIMEOUT });
+  try {
+    await page.locator('#expired').first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+  } catch (e) {
+    if (e.name !== 'TimeoutError') throw e;
+    throw new E2EError(
+      `after "Let it expire": no #expired within ${STEP_TIMEOUT / 1000}s`,
+      'element #expired ("Session expired")',
+      await whereAmI(),
+    );
+  }
+  const expiredText = await page.locator('#expired').first().innerText({ timeout: ACTION_TIMEOUT });
+  if (!/expired/i.test(expiredText)) {
+    throw new E2EError('expired page: heading', '#expired text containing "expired"', `"${shorten(expiredText)}"`);
+  }
+  await screenshot('4-expired.png');
+
+  // 4. Outbox: recovery email (once), confirmation email (once), fulfilled order.
+  log('step 4: outbox');
+  const outboxUrl = `${SHOP_URL}/dev/outbox`;
+  const describe = ({ emails }) =>
+    `${emails.length} email(s) in outbox: ${json(emails.map((m) => `${m.to} | ${m.subject}`))}`;
+  await poll(
+    'outbox: recovery and confirmation emails',
+    `an email to ${SHOPPER_EMAIL} with subject containing "You left something in your cart" ` +
+      `and one to ${BUYER_EMAIL} with subject containing "${CONFIRMATION_SUBJECT}"`,
+    async () => {
+      await goto(outboxUrl, 'outbox');
+      const box = await readOutbox();
+      const ok =
+        emailsMatching(box.emails, SHOPPER_EMAIL, RECOVERY_SUBJECT).length > 0 &&
+        emailsMatching(box.emails, BUYER_EMAIL, CONFIRMATION_SUBJECT).length > 0;
+      return { ok, found: describe(box) };
+    },
+  );
+  log(`emails arrived; waiting ${SETTLE_MS / 1000}s more to catch duplicates`);
+  await sleep(SETTLE_MS);
+  await goto(outboxUrl, 'outbox (final)');
+  const box = await readOutbox();
+  await screenshot('5-outbox.png');
+
+  const recovery = emailsMatching(box.emails, SHOPPER_EMAIL, RECOVERY_SUBJECT);
+  if (recovery.length !== 1) {
+    throw new E2EError(
+      'outbox: cart-recovery email must be sent exactly once',
+      `1 email to ${SHOPPER_EMAIL} with subject containing "You left something in your cart"`,
+      `${recovery.length}; ${describe(box)}`,
+    );
+  }
+  const confirmation = emailsMatching(box.emails, BUYER_EMAIL, CONFIRMATION_SUBJECT);
+  if (confirmation.length !== 1) {
+    throw new E2EError(
+      'outbox: order confirmation must be sent exactly once',
+      `1 email to ${BUYER_EMAIL} with subject containing "${CONFIRMATION_SUBJECT}"`,
+      `${confirmation.length}; ${describe(box)}`,
+    );
+  }
+  const buyerRecovery = emailsMatching(box.emails, BUYER_EMAIL, RECOVERY_SUBJECT);
+  if (buyerRecovery.length !== 0) {
+    throw new E2EError(
+      'outbox: the buyer paid, so must not get a cart-recovery email',
+      `0 recovery emails to ${BUYER_EMAIL}`,
+      `${buyerRecovery.length}; ${describe(box)}`,
+    );
+  }
+  if (!box.orders.some((o) => o.state.toLowerCase() === 'fulfilled')) {
+    throw new E2EError(
+      'outbox: orders table',
+      'a #orders tr.order whose td.state is "fulfilled"',
+      `${box.orders.length} order row(s): ${json(box.orders)}`,
+    );
+  }
+
+  return `e2e: paid order fulfilled (${sessionId}), ${recovery.length} recovery email, ${confirmation.length} confirmation email`;
+}
+
+// -------------------------------------------------------------------- main --
+
+function printConsoleErrors() {
+  if (consoleErrors.length === 0) {
+    log('browser console errors: none');
+  } else {
+    log(`browser console errors (${consoleErrors.length}):`);
+    for (const e of consoleErrors) console.log(`  - ${e}`);
+  }
+  if (failedRequests.length > 0) {
+    log(`failed requests (${failedRequests.length}):`);
+    for (const r of failedRequests) console.log(`  - ${r}`);
+  }
+}
+
+async function main() {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  if (!existsSync(CHROMIUM)) {
+    throw new E2EError(
+      'Chromium not found',
+      `an executable at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM)`,
+      'no such file',
+    );
+  }
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    timeout: STEP_TIMEOUT,
+  });
+  let summary;
+  let failure;
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(ACTION_TIMEOUT);
+    page.setDefaultNavigationTimeout(STEP_TIMEOUT);
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      const loc = msg.location();
+      // Browsers always ask for /favicon.ico; a 404 there is noise, not a page error.
+      if (/\/favicon\.ico$/.test(loc?.url ?? '')) return;
+      consoleErrors.push(`${msg.text()}${loc?.url ? ` (${loc.url}:${loc.lineNumber})` : ''} [on ${page.url()}]`);
+    });
+    page.on('pageerror', (err) => consoleErrors.push(`uncaught: ${err.message} [on ${page.url()}]`));
+    page.on('requestfailed', (req) => {
+      const why = req.failure()?.errorText ?? 'failed';
+      // A navigation that replaces a still-loading request shows up as ERR_ABORTED; not interesting.
+      if (why !== 'net::ERR_ABORTED') failedRequests.push(`${req.method()} ${req.url()}: ${why}`);
+    });
+
+    summary = await run();
+  } catch (e) {
+    failure = e;
+    if (page) {
+      try {
+        await page.screenshot({ path: path.join(ARTIFACTS, 'failure.png'), fullPage: true, timeout: ACTION_TIMEOUT });
+        writeFileSync(path.join(ARTIFACTS, 'failure.html'), await page.content());
+        log(`failure screenshot ${path.join(ARTIFACTS, 'failure.png')} (page HTML in failure.html)`);
+      } catch (se) {
+        log(`could not save failure screenshot: ${se.message.split('\n')[0]}`);
+      }
+    }
+  } finally {
+    printConsoleErrors();
+    await browser.close().catch(() => {});
+  }
+  if (failure) throw failure;
+  console.log(summary);
+}
+
+const watchdog = setTimeout(() => {
+  console.error(`e2e: FAILED: whole run exceeded ${WATCHDOG_MS / 1000}s (watchdog)`);
+  process.exit(2);
+}, WATCHDOG_MS);
+watchdog.unref();
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    if (e instanceof E2EError) {
+      console.error(`e2e: FAILED: ${e.message}`);
+    } else {
+      console.error(`e2e: FAILED with an unexpected error: ${e.stack || e}`);
+    }
+    console.error(`e2e: artifacts in ${ARTIFACTS}`);
+    process.exit(1);
+  },
+);

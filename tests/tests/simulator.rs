@@ -1,0 +1,520 @@
+//! The Stripe simulator's contract: the bundle's own Stripe client (and so its own types)
+//! reads every answer the simulator gives, the simulator enforces what real Stripe enforces
+//! where the bundle relies on it (bearer key, `Stripe-Account`, `Idempotency-Key`, paging),
+//! and its webhooks are signed so the bundle's verifier accepts them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use checkout_core::{
+    config::Secret,
+    ids::{AccountId, SessionId},
+    stripe::{
+        ErrorKind, Form, IdempotencyKey, LineItem, List, PaymentStatus, PromotionsConsent,
+        RequestOptions, SessionStatus, StripeClient, StripeConfig,
+    },
+    webhook::{DEFAULT_TOLERANCE_SECS, Verifier, WebhookSecrets, unix_now},
+};
+use serde_json::Value;
+use stripe_simulator::{Simulator, SimulatorConfig, demo_catalog};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "sk_test_simulator_contract";
+const WHSEC: &str = "whsec_simulator_contract";
+
+struct Harness {
+    url: String,
+    endpoint: MockServer,
+    _simulator: Arc<Simulator>,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let endpoint = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/webhooks/stripe"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&endpoint)
+            .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let simulator = Simulator::new(SimulatorConfig {
+            api_key: Secret::new(KEY),
+            public_url: url.clone(),
+            webhook_url: format!("{}/webhooks/stripe", endpoint.uri()),
+            webhook_secret: Secret::new(WHSEC),
+            catalog: demo_catalog(),
+        });
+        tokio::spawn(simulator.clone().serve(listener));
+        Self {
+            url,
+            endpoint,
+            _simulator: simulator,
+        }
+    }
+
+    fn client(&self, key: &str) -> StripeClient {
+        StripeClient::new(StripeConfig {
+            secret_key: Secret::new(key),
+            api_base: self.url.clone(),
+            timeout: Duration::from_secs(2),
+            max_retries: 0,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(10),
+        })
+    }
+
+    /// What create-session sends for a hosted session with consent and recovery.
+    fn session_form(items: &[(&str, u64)]) -> Form {
+        let mut form = Form::new();
+        for (i, (price, quantity)) in items.iter().enumerate() {
+            form.push(format!("line_items[{i}][price]"), price)
+                .push(format!("line_items[{i}][quantity]"), quantity);
+        }
+        form.push("mode", "payment")
+            .push("ui_mode", "hosted")
+            .push(
+                "success_url",
+                "http://shop.test/thanks?session_id={CHECKOUT_SESSION_ID}",
+            )
+            .push("cancel_url", "http://shop.test/")
+            .push("expires_at", unix_now() + 3600)
+            .push("consent_collection[promotions]", "auto")
+            .push("after_expiration[recovery][enabled]", "true")
+            .push("after_expiration[recovery][allow_promotion_codes]", "true")
+            .push("metadata[cart]", "c-1");
+        form
+    }
+
+    /// A customer's action on the hosted page (a form post, as the browser sends it).
+    async fn act(&self, id: &SessionId, fields: &[(&str, &str)]) -> (u16, Option<String>) {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let request = http::Request::post(format!("{}/c/pay/{id}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        let response = client.request(request).await.unwrap();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (response.status().as_u16(), location)
+    }
+
+    /// The webhooks received so far, each verified with the bundle's own verifier.
+    async fn webhooks(&self, expected: usize) -> Vec<Value> {
+        let verifier = Verifier::new(
+            WebhookSecrets::parse(WHSEC).unwrap(),
+            DEFAULT_TOLERANCE_SECS,
+        );
+        for _ in 0..100 {
+            let received = self.endpoint.received_requests().await.unwrap_or_default();
+            if received.len() >= expected {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let received = self.endpoint.received_requests().await.unwrap();
+                return received
+                    .iter()
+                    .map(|r| {
+                        let signature = r.headers.get("stripe-signature").map(|v| v.as_bytes());
+                        verifier
+                            .verify(signature, &r.body, unix_now())
+                            .expect("the bundle's verifier accepts the simulator's signature");
+                        serde_json::from_slice(&r.body).unwrap()
+                    })
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("expected {expected} webhooks");
+    }
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn sessions_line_items_and_prices_parse_in_the_clients_types() {
+    let h = Harness::start().await;
+    let client = h.client(KEY);
+    let items: Vec<(&str, u64)> = (0..12)
+        .map(|i| {
+            (
+                ["price_mug", "price_tea", "price_poster"][i % 3],
+                1 + i as u64 % 2,
+            )
+        })
+        .collect();
+    let options = RequestOptions {
+        account: None,
+        idempotency_key: None,
+    };
+    let created = client
+        .create_checkout_session(&Harness::session_form(&items), options)
+        .await
+        .expect("create parses as CheckoutSession");
+    assert!(created.id.as_str().starts_with("cs_test_"));
+    assert_eq!(
+        created.url.as_deref(),
+        Some(format!("{}/c/pay/{}", h.url, created.id).as_str())
+    );
+    assert_eq!(created.status, Some(SessionStatus::Open));
+    assert_eq!(created.payment_status, PaymentStatus::Unpaid);
+    assert_eq!(created.metadata["cart"], "c-1");
+    let expected_total: i64 = items
+        .iter()
+        .map(|(p, q)| {
+            demo_catalog()
+                .iter()
+                .find(|c| c.price == *p)
+                .unwrap()
+                .unit_amount
+                * *q as i64
+        })
+        .sum();
+    assert_eq!(created.amount_total, Some(expected_total));
+
+    let retrieved = client
+        .retrieve_checkout_session(&created.id, None)
+        .await
+        .unwrap();
+    let first_page = retrieved.line_items.expect("expand[]=line_items");
+    assert_eq!(first_page.data.len(), 10);
+    assert!(
+        first_page.has_more,
+        "12 items: the expanded list is the first page"
+    );
+
+    let all = client.list_line_items(&created.id, None).await.unwrap();
+    assert_eq!(all.len(), 12);
+    assert!(
+        all.iter()
+            .all(|i| i.price.as_ref().unwrap().product.as_ref().unwrap()["name"].is_string()),
+        "expand[]=data.price.product gives product objects"
+    );
+
+    // Paging by hand with a small limit reaches every item exactly once.
+    let raw = reqwest_like_get(
+        &h.url,
+        &format!("/v1/checkout/sessions/{}/line_items?limit=5", created.id),
+    )
+    .await;
+    let page: List<LineItem> = serde_json::from_value(raw).unwrap();
+    assert_eq!(page.data.len(), 5);
+    assert!(page.has_more);
+    let mut seen: Vec<String> = page.data.iter().map(|i| i.id.clone()).collect();
+    loop {
+        let query = format!(
+            "/v1/checkout/sessions/{}/line_items?limit=5&starting_after={}",
+            created.id,
+            seen.last().unwrap()
+        );
+        let page: List<LineItem> =
+            serde_json::from_value(reqwest_like_get(&h.url, &query).await).unwrap();
+        seen.extend(page.data.iter().map(|i| i.id.clone()));
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seen, all.iter().map(|i| i.id.clone()).collect::<Vec<_>>());
+
+    let price = client
+        .retrieve_price(&"price_tea".parse().unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(price.unit_amount, Some(2500));
+    let missing = client
+        .retrieve_price(&"price_nope".parse().unwrap(), None)
+        .await
+        .unwrap_err();
+    assert!(missing.is_not_found());
+
+    let mut code = Form::new();
+    code.push("coupon", "SPRING").push("max_redemptions", 1);
+    let promotion = client
+        .create_promotion_code(
+            &code,
+            RequestOptions {
+                account: None,
+                idempotency_key: None,
+            },
+        )
+        .await
+        .expect("parses as PromotionCode");
+    assert_eq!(promotion.code.len(), 8);
+}
+
+async fn reqwest_like_get(base: &str, path_and_query: &str) -> Value {
+    use http_body_util::BodyExt;
+    let request = http::Request::get(format!("{base}{path_and_query}"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn bearer_key_account_and_idempotency_are_enforced() {
+    let h = Harness::start().await;
+    let wrong = h
+        .client("sk_test_wrong")
+        .retrieve_price(&"price_mug".parse().unwrap(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind(), Some(ErrorKind::Authentication), "{wrong}");
+
+    let client = h.client(KEY);
+    let account: AccountId = "acct_simulated1".parse().unwrap();
+    let key = IdempotencyKey::derived("contract", "order-1");
+    let on_account = RequestOptions {
+        account: Some(&account),
+        idempotency_key: Some(&key),
+    };
+    let form = Harness::session_form(&[("price_mug", 1)]);
+    let first = client
+        .create_checkout_session(&form, on_account)
+        .await
+        .unwrap();
+    let replay = client
+        .create_checkout_session(&form, on_account)
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.id, first.id,
+        "same key, same parameters: the first answer again"
+    );
+
+    let other = Harness::session_form(&[("price_tea", 1)]);
+    let refused = client
+        .create_checkout_session(&other, on_account)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), Some(ErrorKind::Idempotency), "{refused}");
+
+    // The same key on another account is another request.
+    let elsewhere = client
+        .create_checkout_session(
+            &form,
+            RequestOptions {
+                account: None,
+                idempotency_key: Some(&key),
+            },
+        )
+        .await
+        .unwrap();
+    assert_ne!(elsewhere.id, first.id);
+
+    assert!(
+        client
+            .retrieve_checkout_session(&first.id, None)
+            .await
+            .unwrap_err()
+            .is_not_found(),
+        "a connected account's session is not on the platform"
+    );
+    let found = client
+        .retrieve_checkout_session(&first.id, Some(&account))
+        .await
+        .unwrap();
+    assert_eq!(found.id, first.id);
+
+    let unknown_price = client
+        .create_checkout_session(
+            &Harness::session_form(&[("price_unknown", 1)]),
+            RequestOptions {
+                account: None,
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&unknown_price, checkout_core::stripe::StripeError::Api { param: Some(p), .. } if p == "line_items[0][price]"),
+        "{unknown_price}"
+    );
+}
+
+#[tokio::test]
+async fn paying_sends_signed_webhooks_and_lands_on_the_success_url() {
+    let h = Harness::start().await;
+    let client = h.client(KEY);
+    let none = RequestOptions {
+        account: None,
+        idempotency_key: None,
+    };
+    let session = client
+        .create_checkout_session(&Harness::session_form(&[("price_mug", 2)]), none)
+        .await
+        .unwrap();
+
+    let (status, location) = h
+        .act(
+            &session.id,
+            &[
+                ("action", "pay"),
+                ("email", "ada@example.com"),
+                ("name", "Ada"),
+                ("consent", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location.unwrap(),
+        format!("http://shop.test/thanks?session_id={}", session.id)
+    );
+
+    let events = h.webhooks(1).await;
+    assert_eq!(types(&events), ["checkout.session.completed"]);
+    let paid = client
+        .retrieve_checkout_session(&session.id, None)
+        .await
+        .unwrap();
+    assert_eq!(paid.payment_status, PaymentStatus::Paid);
+    assert_eq!(paid.status, Some(SessionStatus::Complete));
+    assert_eq!(
+        paid.customer_details.unwrap().email.as_deref(),
+        Some("ada@example.com")
+    );
+    assert_eq!(
+        paid.consent.unwrap().promotions,
+        Some(PromotionsConsent::OptIn)
+    );
+    let intent = client
+        .retrieve_payment_intent(paid.payment_intent.as_ref().unwrap(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (intent.status.as_str(), intent.amount_received),
+        ("succeeded", 3000)
+    );
+    let by_intent = client
+        .session_for_payment_intent(&intent.id, None)
+        .await
+        .unwrap();
+    assert_eq!(by_intent.unwrap().id, session.id);
+
+    let (status, _) = h
+        .act(
+            &session.id,
+            &[("action", "pay"), ("email", "ada@example.com")],
+        )
+        .await;
+    assert_eq!(status, 409, "a completed session cannot be paid again");
+}
+
+#[tokio::test]
+async fn delayed_payments_can_be_duplicated_and_delivered_out_of_order() {
+    let h = Harness::start().await;
+    let client = h.client(KEY);
+    let none = RequestOptions {
+        account: None,
+        idempotency_key: None,
+    };
+    let session = client
+        .create_checkout_session(&Harness::session_form(&[("price_tea", 1)]), none)
+        .await
+        .unwrap();
+    let (status, _) = h
+        .act(
+            &session.id,
+            &[
+                ("action", "pay-delayed"),
+                ("email", "bo@example.com"),
+                ("delayed_outcome", "succeeded"),
+                ("duplicate", "on"),
+                ("out_of_order", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let events = h.webhooks(4).await;
+    assert_eq!(
+        types(&events),
+        [
+            "checkout.session.async_payment_succeeded",
+            "checkout.session.async_payment_succeeded",
+            "checkout.session.completed",
+            "checkout.session.completed"
+        ]
+    );
+    assert_eq!(
+        events[0]["id"], events[1]["id"],
+        "a duplicate is the same event"
+    );
+    assert_eq!(
+        events[2]["data"]["object"]["payment_status"], "unpaid",
+        "completed carries its own snapshot"
+    );
+    assert_eq!(events[0]["data"]["object"]["payment_status"], "paid");
+}
+
+#[tokio::test]
+async fn an_expired_session_carries_a_recovery_url_that_recreates_the_cart() {
+    let h = Harness::start().await;
+    let client = h.client(KEY);
+    let none = RequestOptions {
+        account: None,
+        idempotency_key: None,
+    };
+    let session = client
+        .create_checkout_session(&Harness::session_form(&[("price_poster", 3)]), none)
+        .await
+        .unwrap();
+    let (status, _) = h
+        .act(
+            &session.id,
+            &[
+                ("action", "expire"),
+                ("email", "sam@example.com"),
+                ("consent", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = h.webhooks(1).await;
+    assert_eq!(types(&events), ["checkout.session.expired"]);
+    let expired: checkout_core::stripe::CheckoutSession =
+        serde_json::from_value(events[0]["data"]["object"].clone())
+            .expect("the event object parses");
+    assert_eq!(expired.status, Some(SessionStatus::Expired));
+    assert_eq!(
+        expired.consent.unwrap().promotions,
+        Some(PromotionsConsent::OptIn)
+    );
+    let recovery = expired.after_expiration.unwrap().recovery.unwrap();
+    assert!(recovery.expires_at.unwrap() > unix_now() + 29 * 86_400);
+    let recovery_url = recovery.url.unwrap();
+
+    let client_http =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client_http
+        .get(recovery_url.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let new_url = response.headers()["location"].to_str().unwrap().to_string();
+    let new_id: SessionId = new_url.rsplit('/').next().unwrap().parse().unwrap();
+    let recovered = client
+        .retrieve_checkout_session(&new_id, None)
+        .await
+        .unwrap();
+    assert_eq!(recovered.recovered_from.as_ref(), Some(&session.id));
+    assert_eq!(recovered.status, Some(SessionStatus::Open));
+    assert_eq!(recovered.customer_email.as_deref(), Some("sam@example.com"));
+    assert_eq!(
+        client.list_line_items(&new_id, None).await.unwrap()[0].quantity,
+        Some(3)
+    );
+}
