@@ -133,12 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|p| Product {
                 price: p.price.clone(),
                 name: p.name.clone(),
-                amount: format!(
-                    "{}.{:02} {}",
-                    p.unit_amount / 100,
-                    p.unit_amount % 100,
-                    p.currency.to_uppercase()
-                ),
+                amount: checkout_core::fulfillment::display_amount(p.unit_amount, &p.currency),
             })
             .collect(),
         None => config::optional(env, "STOREFRONT_PRICES")

@@ -12,6 +12,8 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
 
+use checkout_core::fulfillment::display_amount as amount;
+
 use crate::delivery::Delivery;
 use crate::{Answer, Simulator, StoredSession, random_suffix, unix_now};
 
@@ -31,15 +33,6 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
             .expect("simulator templates parse");
     }
     env
-}
-
-fn amount(minor: i64, currency: &str) -> String {
-    format!(
-        "{}.{:02} {}",
-        minor / 100,
-        minor % 100,
-        currency.to_uppercase()
-    )
 }
 
 #[derive(Serialize)]
