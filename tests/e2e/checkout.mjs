@@ -15,6 +15,7 @@
 //   3. storefront -> "Buy now" (price_tea) -> consent to promotions -> let it expire
 //   4. /dev/outbox: exactly one cart-recovery email to the shopper, exactly one
 //      order confirmation to the buyer, and a fulfilled order.
+//   5. /embedded: an embedded-mode session mounted in the page, paid inside the frame.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -330,7 +331,19 @@ async function run() {
     );
   }
 
-  return `e2e: paid order fulfilled (${sessionId}), ${recovery.length} recovery email, ${confirmation.length} confirmation email`;
+  log('step 5: embedded mode');
+  await goto(`${SHOP_URL}/embedded`, 'embedded example');
+  await (await element('#start', 'embedded example start button')).click();
+  const frame = page.frameLocator('#checkout iframe');
+  await frame.locator('#email').fill(`embedded+${RUN_ID}@example.com`, { timeout: STEP_TIMEOUT });
+  await frame.locator('#pay').click();
+  await poll('embedded checkout: order status in the frame', '"fulfilled"', async () => {
+    const found = (await frame.locator('#order-status').textContent({ timeout: 1000 }))?.trim();
+    return { ok: found === 'fulfilled', found: JSON.stringify(found) };
+  });
+  await screenshot('6-embedded.png');
+
+  return `e2e: paid order fulfilled (${sessionId}), ${recovery.length} recovery email, ${confirmation.length} confirmation email, embedded order fulfilled`;
 }
 
 // -------------------------------------------------------------------- main --
