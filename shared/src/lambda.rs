@@ -11,13 +11,30 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, Response};
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 pub enum Trigger {
     Stream(StreamEvent),
     Http(Box<LambdaRequest>),
+}
+
+/// By hand rather than `#[serde(untagged)]`: an untagged enum buffers the payload in serde's
+/// private `Content`, and lambda_http's request types do not deserialize from it, so every
+/// API Gateway payload failed. Reading a `Value` first also names the real error.
+impl<'de> Deserialize<'de> for Trigger {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("Records").is_some() {
+            serde_json::from_value(value)
+                .map(Trigger::Stream)
+                .map_err(|e| D::Error::custom(format!("DynamoDB stream batch: {e}")))
+        } else {
+            serde_json::from_value(value)
+                .map(|request| Trigger::Http(Box::new(request)))
+                .map_err(|e| D::Error::custom(format!("API Gateway request: {e}")))
+        }
+    }
 }
 
 /// A function with a stream trigger and HTTP routes.
@@ -52,8 +69,21 @@ pub async fn dispatch<A: StreamAndHttp>(
     }
 }
 
+/// Text answers go out as text: API Gateway accepts base64, but logs and tests read better.
 fn api_gateway_response(response: Response<Body>) -> ApiGatewayV2httpResponse {
     let (parts, body) = response.into_parts();
+    let textual = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/") || t.contains("json"));
+    let body = match body {
+        Body::Binary(bytes) if textual => match String::from_utf8(bytes) {
+            Ok(text) => Body::Text(text),
+            Err(err) => Body::Binary(err.into_bytes()),
+        },
+        other => other,
+    };
     let mut out = ApiGatewayV2httpResponse::default();
     out.status_code = i64::from(parts.status.as_u16());
     out.is_base64_encoded = matches!(body, Body::Binary(_));

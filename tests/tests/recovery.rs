@@ -579,3 +579,52 @@ async fn connect_sessions_read_line_items_on_the_connected_account() {
     );
     assert_eq!(h.sent().await.len(), 1);
 }
+
+/// The binary's entry point as Lambda calls it: a DynamoDB stream batch and an API Gateway
+/// HTTP API (payload v2) request, as JSON, through `lambda::dispatch`.
+#[tokio::test]
+async fn the_lambda_entry_point_answers_stream_and_api_gateway_payloads() {
+    use checkout_core::lambda::{Trigger, dispatch};
+    use lambda_http::{Context, LambdaEvent};
+
+    let h = Harness::new().await;
+    let expired = h.expired("cs_test_dispatch");
+    let batch = stream_batch(&[event("evt_dispatch", "checkout.session.expired", &expired)]);
+    let payload: Trigger = serde_json::from_value(serde_json::to_value(&batch).unwrap())
+        .expect("a stream batch is a Trigger");
+    let answer = dispatch(&*h.recovery, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(h.sent().await.len(), 1);
+
+    let token = unsubscribe_token(&Secret::new(UNSUBSCRIBE_KEY), &h.buyer.hashed());
+    let request = json!({
+        "version": "2.0",
+        "routeKey": "POST /recovery/unsubscribe",
+        "rawPath": "/recovery/unsubscribe",
+        "rawQueryString": format!("token={token}"),
+        "queryStringParameters": {"token": token},
+        "headers": {"host": "abc123.execute-api.eu-west-1.amazonaws.com", "content-type": "application/x-www-form-urlencoded"},
+        "body": "List-Unsubscribe=One-Click",
+        "isBase64Encoded": false,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": "POST /recovery/unsubscribe", "stage": "$default",
+            "time": "23/Nov/2026:14:00:00 +0000", "timeEpoch": 1795442400000_i64,
+            "http": {"method": "POST", "path": "/recovery/unsubscribe", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Gmail"}
+        }
+    });
+    let payload: Trigger =
+        serde_json::from_value(request).expect("an HTTP API request is a Trigger");
+    let answer = dispatch(&*h.recovery, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["isBase64Encoded"], false, "JSON goes out as text");
+    assert_eq!(
+        serde_json::from_str::<Value>(answer["body"].as_str().unwrap()).unwrap(),
+        json!({"unsubscribed": true})
+    );
+    assert!(h.store.is_unsubscribed(&h.buyer.hashed()).await.unwrap());
+}
