@@ -71,6 +71,7 @@ $(DEPLOY_TOOLS):
 validate: $(DEPLOY_TOOLS)
 	$(DEPLOY_BIN)/cfn-lint infra/template.yaml
 	$(DEPLOY_BIN)/sam validate --lint --template infra/template.yaml --region us-east-1
+	$(DEPLOY_BIN)/python infra/lint_transformed.py infra/template.yaml
 
 # cargo-lambda cross-compiles with zig (the ziglang wheel), so only Rust's std for the target
 # is needed besides.

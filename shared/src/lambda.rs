@@ -57,7 +57,10 @@ pub async fn dispatch<A: StreamAndHttp>(
     app: &A,
     event: LambdaEvent<Trigger>,
 ) -> Result<serde_json::Value, lambda_http::Error> {
-    let deadline = i64::try_from(event.context.deadline / 1000).ok();
+    // Lambda always sets the deadline; zero (a hand-built context) means unknown.
+    let deadline = i64::try_from(event.context.deadline / 1000)
+        .ok()
+        .filter(|d| *d > 0);
     match event.payload {
         Trigger::Stream(batch) => Ok(serde_json::to_value(app.stream(batch, deadline).await)?),
         Trigger::Http(request) => {

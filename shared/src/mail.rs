@@ -87,9 +87,12 @@ pub enum MailError {
     /// The provider refused this message for good (unverified sender, bad address).
     #[error("the message was rejected: {0}")]
     Rejected(String),
-    /// Worth retrying later.
+    /// The provider answered that it did not take the message; worth retrying later.
     #[error("the mail service is unavailable: {0}")]
     Unavailable(String),
+    /// No answer (timeout, connection lost): the message may or may not have been sent.
+    #[error("the mail service did not answer; the message may have been sent: {0}")]
+    Unknown(String),
 }
 
 /// Sends one email and returns the provider's message id.
@@ -167,11 +170,15 @@ impl Mailer for SesMailer {
                         || e.is_mail_from_domain_not_verified_exception()
                         || e.is_bad_request_exception()
                 });
+                let answered = err.as_service_error().is_some()
+                    || matches!(err, aws_sdk_sesv2::error::SdkError::ConstructionFailure(_));
                 let detail = aws_sdk_sesv2::error::DisplayErrorContext(&err).to_string();
                 if permanent {
                     MailError::Rejected(detail)
-                } else {
+                } else if answered {
                     MailError::Unavailable(detail)
+                } else {
+                    MailError::Unknown(detail)
                 }
             })?;
         Ok(output.message_id.unwrap_or_default())

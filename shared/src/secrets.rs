@@ -1,4 +1,5 @@
-//! Secrets from SSM Parameter Store, read once at cold start.
+//! Secrets from SSM Parameter Store, read once at cold start (and the one value the template
+//! cannot pass in the environment: the recovery function's public URL, see the template).
 //!
 //! In AWS a function's environment holds the *name* of a SecureString parameter
 //! (`STRIPE_SECRET_KEY_PARAMETER=/stripe-checkout/stripe-secret-key`), never the value: values in
@@ -88,7 +89,9 @@ pub async fn resolve<S: Source>(
                 parameter,
             });
         };
-        if value.trim().is_empty() {
+        // Values pasted into the console often end in a newline.
+        let value = value.trim().to_string();
+        if value.is_empty() {
             return Err(SecretError::Empty {
                 var: var.into(),
                 parameter,

@@ -439,6 +439,16 @@ async fn no_email_after_unsubscribing_and_forged_tokens_are_refused() {
         .await;
     assert_eq!(one_click.status(), 200, "RFC 8058 one-click POST");
     assert!(h.store.is_unsubscribed(&h.buyer.hashed()).await.unwrap());
+    let address = h
+        .store
+        .item(aws_sdk_dynamodb::types::AttributeValue::S(format!(
+            "address#{}",
+            h.buyer.hashed()
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!address.contains_key("ttl"), "an opt-out never expires");
 
     assert_eq!(
         h.expire(&h.expired("cs_test_after_unsub")).await,
@@ -592,7 +602,9 @@ async fn the_lambda_entry_point_answers_stream_and_api_gateway_payloads() {
     let batch = stream_batch(&[event("evt_dispatch", "checkout.session.expired", &expired)]);
     let payload: Trigger = serde_json::from_value(serde_json::to_value(&batch).unwrap())
         .expect("a stream batch is a Trigger");
-    let answer = dispatch(&*h.recovery, LambdaEvent::new(payload, Context::default()))
+    let mut context = Context::default();
+    context.deadline = (unix_now() as u64 + 180) * 1000; // as Lambda sets it, in ms
+    let answer = dispatch(&*h.recovery, LambdaEvent::new(payload, context))
         .await
         .unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
@@ -627,4 +639,38 @@ async fn the_lambda_entry_point_answers_stream_and_api_gateway_payloads() {
         json!({"unsubscribed": true})
     );
     assert!(h.store.is_unsubscribed(&h.buyer.hashed()).await.unwrap());
+}
+
+#[tokio::test]
+async fn records_are_not_started_without_time_to_finish_them() {
+    let h = Harness::new().await;
+    let batch = stream_batch(&[
+        event(
+            "evt_late_1",
+            "checkout.session.expired",
+            &h.expired("cs_test_late_1"),
+        ),
+        event(
+            "evt_late_2",
+            "checkout.session.expired",
+            &h.expired("cs_test_late_2"),
+        ),
+    ]);
+    let deadline = unix_now() + checkout_core::recovery::RECORD_TIME_BUDGET_SECS - 1;
+    let response = h.recovery.stream(batch, Some(deadline)).await;
+    let retried: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone().unwrap())
+        .collect();
+    assert_eq!(retried, ["1000", "1001"], "both reported for retry");
+    assert!(h.sent().await.is_empty());
+    assert!(
+        h.store
+            .session_item(&"cs_test_late_1".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing claimed"
+    );
 }

@@ -328,16 +328,23 @@ async fn bearer_key_account_and_idempotency_are_enforced() {
         .unwrap();
     assert_eq!(found.id, first.id);
 
+    // A request refused on its parameters is not saved: the key works once they are fixed.
+    let retry_key = IdempotencyKey::derived("contract", "order-2");
+    let with_retry_key = RequestOptions {
+        account: None,
+        idempotency_key: Some(&retry_key),
+    };
     let unknown_price = client
         .create_checkout_session(
             &Harness::session_form(&[("price_unknown", 1)]),
-            RequestOptions {
-                account: None,
-                idempotency_key: None,
-            },
+            with_retry_key,
         )
         .await
         .unwrap_err();
+    client
+        .create_checkout_session(&Harness::session_form(&[("price_mug", 1)]), with_retry_key)
+        .await
+        .expect("the key was not used up by the refused request");
     assert!(
         matches!(&unknown_price, checkout_core::stripe::StripeError::Api { param: Some(p), .. } if p == "line_items[0][price]"),
         "{unknown_price}"

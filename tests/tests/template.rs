@@ -215,6 +215,7 @@ impl Resolver<'_> {
             "AWS::URLSuffix" => "amazonaws.com".into(),
             "AWS::AccountId" => "123456789012".into(),
             "AWS::Partition" => "aws".into(),
+            "AWS::StackName" => "checkout".into(),
             // Resources: their logical id stands in for the generated name.
             other => self.parameter(other).unwrap_or_else(|| {
                 resource(self.template, other);
@@ -310,19 +311,40 @@ fn function_env(template: &Value, function: &str) -> TemplateEnv {
             );
         }
         if let Some(var) = name.strip_suffix(PARAMETER_SUFFIX) {
-            let (tag, parameter) = tagged(&value).expect("a !Ref to a parameter");
-            assert_eq!(tag, "Ref", "{function}: {name}");
-            assert!(
-                template["Parameters"][text(parameter)]["AllowedPattern"].is_string(),
-                "{function}: {name} names a checked parameter"
-            );
-            let sample = match var {
-                "STRIPE_SECRET_KEY" => "sk_test_from_parameter_store",
-                "STRIPE_WEBHOOK_SECRET" => "whsec_from_parameter_store",
-                "UNSUBSCRIBE_SECRET" => "0123456789abcdef0123456789abcdef01234567",
-                other => panic!("{function}: unknown secret {other}"),
+            let (tag, parameter) = tagged(&value).expect("a parameter name from the template");
+            let sample = match (tag.as_str(), var) {
+                // A secret: the name of a SecureString the merchant creates.
+                ("Ref", _) => {
+                    assert!(
+                        template["Parameters"][text(parameter)]["AllowedPattern"].is_string(),
+                        "{function}: {name} names a checked parameter"
+                    );
+                    match var {
+                        "STRIPE_SECRET_KEY" => "sk_test_from_parameter_store".to_string(),
+                        "STRIPE_WEBHOOK_SECRET" => "whsec_from_parameter_store".to_string(),
+                        "UNSUBSCRIBE_SECRET" => {
+                            "0123456789abcdef0123456789abcdef01234567".to_string()
+                        }
+                        other => panic!("{function}: unknown secret {other}"),
+                    }
+                }
+                // A value the stack writes: the parameter resource of that name holds it.
+                ("Sub", "PUBLIC_BASE_URL") => {
+                    let parameter_name = resolver.resolve(&value);
+                    let written = template["Resources"]
+                        .as_mapping()
+                        .unwrap()
+                        .values()
+                        .find(|r| {
+                            r["Type"] == "AWS::SSM::Parameter"
+                                && resolver.resolve(&r["Properties"]["Name"]) == parameter_name
+                        })
+                        .unwrap_or_else(|| panic!("{function}: no parameter {parameter_name}"));
+                    resolver.resolve(&written["Properties"]["Value"])
+                }
+                other => panic!("{function}: {name} from {other:?}"),
             };
-            vars.insert(var.to_string(), sample.to_string());
+            vars.insert(var.to_string(), sample);
         }
         vars.insert(name, resolver.resolve(&value));
     }

@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let env = secrets::resolve(
         &ssm,
         ProcessEnv,
-        &["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET"],
+        &["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"],
     )
     .await?;
     let recovery =

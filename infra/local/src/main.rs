@@ -203,10 +203,20 @@ async fn stripe_functions(
     let ses = aws_sdk_sesv2::Client::new(sdk);
     // moto, like SES in the sandbox, only sends from a verified identity.
     let mail = MailConfig::from_env(env)?;
-    ses.create_email_identity()
+    let created = ses
+        .create_email_identity()
         .email_identity(mail.from_address.as_str())
         .send()
-        .await?;
+        .await;
+    if let Err(err) = created {
+        // A moto that outlived an earlier run already has it.
+        if !err
+            .as_service_error()
+            .is_some_and(|e| e.is_already_exists_exception())
+        {
+            return Err(err.into());
+        }
+    }
     tracing::info!(
         stripe = checkout.stripe.api_base,
         "checkout, fulfillment and recovery ready"

@@ -128,13 +128,19 @@ impl Simulator {
             String::from_utf8_lossy(request.body())
         );
         if let Some(key) = &key {
-            let replay = self
-                .lock()
-                .idempotency
-                .get(&(account.clone(), key.clone()))
-                .cloned();
-            if let Some(replay) = replay {
-                if replay.fingerprint != fingerprint {
+            let mut state = self.lock();
+            let slot = (account.clone(), key.clone());
+            match state.idempotency.get(&slot).cloned() {
+                None => {
+                    state.idempotency.insert(
+                        slot,
+                        Replay {
+                            fingerprint: fingerprint.clone(),
+                            answer: None,
+                        },
+                    );
+                }
+                Some(replay) if replay.fingerprint != fingerprint => {
                     return stripe_error(
                         StatusCode::BAD_REQUEST,
                         "idempotency_error",
@@ -145,15 +151,29 @@ impl Simulator {
                         None,
                     );
                 }
-                let mut response = Response::new(replay.body);
-                *response.status_mut() = replay.status;
-                let headers = response.headers_mut();
-                headers.insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-                return response;
+                Some(Replay { answer: None, .. }) => {
+                    return stripe_error(
+                        StatusCode::CONFLICT,
+                        "idempotency_error",
+                        Some("idempotency_key_in_use"),
+                        "There is currently another in-progress request using this Idempotent Key. Please try again later.",
+                        None,
+                    );
+                }
+                Some(Replay {
+                    answer: Some((status, body)),
+                    ..
+                }) => {
+                    let mut response = Response::new(body);
+                    *response.status_mut() = status;
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+                    return response;
+                }
             }
         }
         let query = pairs(request.uri().query().unwrap_or_default().as_bytes());
@@ -172,7 +192,8 @@ impl Simulator {
         self.remember(key, account, fingerprint, response)
     }
 
-    /// Stripe saves the answer of every idempotent request that ran, errors included.
+    /// Saves a successful answer for replay. A request refused while checking its parameters
+    /// is not saved, as on Stripe, so the same key can be used again once they are fixed.
     fn remember(
         &self,
         key: Option<String>,
@@ -181,17 +202,18 @@ impl Simulator {
         response: Answer,
     ) -> Answer {
         let Some(key) = key else { return response };
-        if response.status().is_server_error() {
-            return response;
+        let mut state = self.lock();
+        if response.status().is_success() {
+            state.idempotency.insert(
+                (account, key),
+                Replay {
+                    fingerprint,
+                    answer: Some((response.status(), response.body().clone())),
+                },
+            );
+        } else {
+            state.idempotency.remove(&(account, key));
         }
-        self.lock().idempotency.insert(
-            (account, key),
-            Replay {
-                fingerprint,
-                status: response.status(),
-                body: response.body().clone(),
-            },
-        );
         response
     }
 

@@ -90,11 +90,12 @@ struct StoredSession {
     collects_consent: bool,
 }
 
+/// An idempotency key's record: the request's parameters and, once it succeeded, its answer
+/// (`None` while the first request runs).
 #[derive(Debug, Clone)]
 struct Replay {
     fingerprint: String,
-    status: StatusCode,
-    body: Bytes,
+    answer: Option<(StatusCode, Bytes)>,
 }
 
 #[derive(Default)]

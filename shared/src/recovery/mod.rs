@@ -102,6 +102,11 @@ impl RecoveryConfig {
     }
 }
 
+/// The longest one record can take: two Stripe calls (line items, promotion code), each up to
+/// three attempts of `STRIPE_TIMEOUT_SECS` (8 s in the template) with backoff, plus DynamoDB
+/// and SES. The template's timeout leaves room for several records above this.
+pub const RECORD_TIME_BUDGET_SECS: i64 = 60;
+
 /// What happened to one expired session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -278,6 +283,11 @@ impl<M: Mailer> Recovery<M> {
                     .await?;
                 tracing::info!(session_id = %session.id, recipient = address_hash, message_id, "recovery email sent");
                 Ok(Decision::Sent { message_id })
+            }
+            // SES may have sent it: keep the claim, so the retry finds it and sends nothing.
+            Err(err @ RecoveryError::Mail(MailError::Unknown(_))) => {
+                tracing::warn!(session_id = %session.id, error = %err, "recovery email outcome unknown; not resent");
+                Err(err)
             }
             Err(err) => {
                 self.store
@@ -472,10 +482,20 @@ impl<M: Mailer> Recovery<M> {
 }
 
 impl<M: Mailer> crate::lambda::StreamAndHttp for Recovery<M> {
-    async fn stream(&self, batch: StreamEvent, _deadline: Option<i64>) -> DynamoDbEventResponse {
+    async fn stream(&self, batch: StreamEvent, deadline: Option<i64>) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
+        let mut out_of_time = false;
         for record in batch.records {
             let sequence = record.change.sequence_number.clone();
+            // A timeout between claim and mark would lose the email (at-most-once): a record
+            // is only started with time for its worst case left; the rest are retried.
+            out_of_time |= deadline.is_some_and(|d| d - unix_now() < RECORD_TIME_BUDGET_SECS);
+            if out_of_time {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = sequence;
+                response.batch_item_failures.push(failure);
+                continue;
+            }
             if let Err(err) = self.process(record).await {
                 tracing::warn!(error = %err, sequence = sequence.as_deref(), "stream record will be retried");
                 let mut failure = DynamoDbBatchItemFailure::default();

@@ -75,6 +75,21 @@ fn address_key(hash: &str) -> AttributeValue {
     s(format!("address#{hash}"))
 }
 
+fn transaction_conflict(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .any(|reason| reason.code() == Some("TransactionConflict")),
+        _ => false,
+    }
+}
+
 fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
@@ -125,6 +140,8 @@ impl RecoveryStore {
         &self,
         claim: &RecoveryClaim<'_>,
     ) -> Result<Result<(), SkipReason>, StoreError> {
+        // The address item must outlive its cooldown, or its expiry would end the cooldown.
+        let retention = RETENTION_SECS.max(claim.cooldown_secs);
         let session = Put::builder()
             .table_name(self.table.as_str())
             .item(Self::KEY, session_key(claim.session))
@@ -132,7 +149,7 @@ impl RecoveryStore {
             .item("owner", s(claim.owner))
             .item("address_hash", s(claim.address_hash))
             .item("claimed_at", n(claim.now))
-            .item("ttl", n(claim.now + RETENTION_SECS))
+            .item("ttl", n(claim.now + retention))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("table, item and condition are set");
@@ -149,7 +166,7 @@ impl RecoveryStore {
             .expression_attribute_values(":now", n(claim.now))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":session", s(claim.session.as_str()))
-            .expression_attribute_values(":ttl", n(claim.now + RETENTION_SECS))
+            .expression_attribute_values(":ttl", n(claim.now + retention))
             .expression_attribute_values(":created", n(claim.session_created))
             .expression_attribute_values(":cooldown_start", n(claim.now - claim.cooldown_secs))
             .build()
@@ -163,6 +180,11 @@ impl RecoveryStore {
             .await;
         match result {
             Ok(_) => Ok(Ok(())),
+            Err(err) if transaction_conflict(&err) => {
+                // A concurrent write to the same address (purchase, opt-out): not a refusal;
+                // the stream's retry decides again.
+                Err(StoreError::from_sdk("TransactWriteItems", err))
+            }
             Err(err)
                 if err
                     .as_service_error()
@@ -258,7 +280,11 @@ impl RecoveryStore {
             .update_item()
             .table_name(self.table.as_str())
             .key(Self::KEY, address_key(address_hash))
-            .update_expression("SET unsubscribed_at = if_not_exists(unsubscribed_at, :now)")
+            // An opt-out is kept for good: the address item loses its expiry.
+            .update_expression(
+                "SET unsubscribed_at = if_not_exists(unsubscribed_at, :now) REMOVE #ttl",
+            )
+            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(now))
             .send()
             .await
