@@ -38,6 +38,15 @@ impl Harness {
     }
 
     async fn build(verified: bool, coupon: Option<&str>) -> Self {
+        Self::build_with(verified, coupon, None).await
+    }
+
+    /// `sending_ses`: the client the mailer sends with, when not moto's.
+    async fn build_with(
+        verified: bool,
+        coupon: Option<&str>,
+        sending_ses: Option<aws_sdk_sesv2::Client>,
+    ) -> Self {
         let dynamodb = dynamodb().await;
         let ses = ses().await;
         let from: EmailAddress = if verified {
@@ -78,7 +87,10 @@ impl Harness {
             public_base_url: "https://api.shop.example".into(),
             shop_url: Some("https://shop.example".into()),
         };
-        let mailer = SesMailer::new(ses.clone(), config.mail.clone());
+        let mailer = SesMailer::new(
+            sending_ses.unwrap_or_else(|| ses.clone()),
+            config.mail.clone(),
+        );
         let templates = Templates::from_env(&[("UNUSED", "")]).unwrap();
         let recovery = Arc::new(Recovery::new(config, dynamodb.clone(), mailer, templates));
         let harness = Self {
@@ -672,5 +684,56 @@ async fn records_are_not_started_without_time_to_finish_them() {
             .unwrap()
             .is_none(),
         "nothing claimed"
+    );
+}
+
+/// An SES endpoint that accepts connections and never answers: the send's outcome is unknown.
+async fn silent_ses() -> aws_sdk_sesv2::Client {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let config = aws_sdk_sesv2::Config::builder()
+        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+        .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sesv2::config::Credentials::for_tests())
+        .endpoint_url(format!("http://{address}"))
+        .timeout_config(
+            aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_millis(500))
+                .build(),
+        )
+        .build();
+    aws_sdk_sesv2::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn an_unanswered_send_keeps_the_claim_so_no_retry_can_send_twice() {
+    let h = Harness::build_with(true, None, Some(silent_ses().await)).await;
+    let expired: CheckoutSession = serde_json::from_value(h.expired("cs_test_silent")).unwrap();
+    let err = h
+        .recovery
+        .session_expired(&expired, None, unix_now())
+        .await
+        .expect_err("SES never answered");
+    assert!(err.to_string().contains("may have been sent"), "{err}");
+    let claim = h
+        .store
+        .session_item(&expired.id)
+        .await
+        .unwrap()
+        .expect("the claim is kept");
+    assert_eq!(claim["state"].as_s().unwrap(), "claimed");
+    assert_eq!(
+        h.recovery
+            .session_expired(&expired, None, unix_now())
+            .await
+            .unwrap(),
+        Decision::Skipped(SkipReason::AlreadySent),
+        "the retry sends nothing"
     );
 }
