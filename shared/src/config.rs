@@ -29,6 +29,31 @@ impl Source for ProcessEnv {
     }
 }
 
+/// Another source with some variables set over it: secrets read from Parameter Store, or
+/// what the local stack sets for the Stripe simulator.
+pub struct Layered<S> {
+    base: S,
+    over: std::collections::HashMap<&'static str, String>,
+}
+
+impl<S: Source> Layered<S> {
+    pub fn new(base: S, over: impl IntoIterator<Item = (&'static str, String)>) -> Self {
+        Self {
+            base,
+            over: over.into_iter().collect(),
+        }
+    }
+}
+
+impl<S: Source> Source for Layered<S> {
+    fn get(&self, var: &str) -> Option<String> {
+        match self.over.get(var) {
+            Some(value) => Some(value.clone()),
+            None => self.base.get(var),
+        }
+    }
+}
+
 impl<const N: usize> Source for [(&str, &str); N] {
     fn get(&self, var: &str) -> Option<String> {
         self.iter()

@@ -22,8 +22,9 @@ pub trait ApiError: std::error::Error {
 }
 
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).expect("response bodies serialize");
-    let mut response = Response::new(Body::from(bytes));
+    // Text, not bytes: API Gateway then passes it through rather than base64-encoding it.
+    let text = serde_json::to_string(body).expect("response bodies serialize");
+    let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     response
         .headers_mut()

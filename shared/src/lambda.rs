@@ -72,21 +72,8 @@ pub async fn dispatch<A: StreamAndHttp>(
     }
 }
 
-/// Text answers go out as text: API Gateway accepts base64, but logs and tests read better.
 fn api_gateway_response(response: Response<Body>) -> ApiGatewayV2httpResponse {
     let (parts, body) = response.into_parts();
-    let textual = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("text/") || t.contains("json"));
-    let body = match body {
-        Body::Binary(bytes) if textual => match String::from_utf8(bytes) {
-            Ok(text) => Body::Text(text),
-            Err(err) => Body::Binary(err.into_bytes()),
-        },
-        other => other,
-    };
     let mut out = ApiGatewayV2httpResponse::default();
     out.status_code = i64::from(parts.status.as_u16());
     out.is_base64_encoded = matches!(body, Body::Binary(_));

@@ -192,67 +192,29 @@ pub struct Templates {
     env: minijinja::Environment<'static>,
 }
 
-const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
-    (
-        "confirmation.subject.txt",
-        include_str!("../templates/confirmation.subject.txt"),
-    ),
-    (
-        "confirmation.html",
-        include_str!("../templates/confirmation.html"),
-    ),
-    (
-        "confirmation.txt",
-        include_str!("../templates/confirmation.txt"),
-    ),
-    (
-        "recovery.en.subject.txt",
-        include_str!("../templates/recovery.en.subject.txt"),
-    ),
-    (
-        "recovery.en.html",
-        include_str!("../templates/recovery.en.html"),
-    ),
-    (
-        "recovery.en.txt",
-        include_str!("../templates/recovery.en.txt"),
-    ),
-    (
-        "recovery.fr.subject.txt",
-        include_str!("../templates/recovery.fr.subject.txt"),
-    ),
-    (
-        "recovery.fr.html",
-        include_str!("../templates/recovery.fr.html"),
-    ),
-    (
-        "recovery.fr.txt",
-        include_str!("../templates/recovery.fr.txt"),
-    ),
-    (
-        "payment_failed.en.subject.txt",
-        include_str!("../templates/payment_failed.en.subject.txt"),
-    ),
-    (
-        "payment_failed.en.html",
-        include_str!("../templates/payment_failed.en.html"),
-    ),
-    (
-        "payment_failed.en.txt",
-        include_str!("../templates/payment_failed.en.txt"),
-    ),
-    (
-        "payment_failed.fr.subject.txt",
-        include_str!("../templates/payment_failed.fr.subject.txt"),
-    ),
-    (
-        "payment_failed.fr.html",
-        include_str!("../templates/payment_failed.fr.html"),
-    ),
-    (
-        "payment_failed.fr.txt",
-        include_str!("../templates/payment_failed.fr.txt"),
-    ),
+/// `(name, source)` of each file in `shared/templates`, compiled in.
+macro_rules! compiled_templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../templates/", $name)))),*]
+    };
+}
+
+const DEFAULT_TEMPLATES: &[(&str, &str)] = compiled_templates![
+    "confirmation.subject.txt",
+    "confirmation.html",
+    "confirmation.txt",
+    "recovery.en.subject.txt",
+    "recovery.en.html",
+    "recovery.en.txt",
+    "recovery.fr.subject.txt",
+    "recovery.fr.html",
+    "recovery.fr.txt",
+    "payment_failed.en.subject.txt",
+    "payment_failed.en.html",
+    "payment_failed.en.txt",
+    "payment_failed.fr.subject.txt",
+    "payment_failed.fr.html",
+    "payment_failed.fr.txt",
 ];
 
 impl Templates {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use aws_sdk_ssm::Client;
 
-use crate::config::Source;
+use crate::config::{Layered, Source};
 
 /// The suffix naming the parameter that holds a secret variable's value.
 pub const PARAMETER_SUFFIX: &str = "_PARAMETER";
@@ -34,28 +34,13 @@ pub enum SecretError {
     Ssm(String),
 }
 
-/// The environment with secret variables filled from Parameter Store.
-pub struct WithSecrets<S> {
-    env: S,
-    secrets: HashMap<&'static str, String>,
-}
-
-impl<S: Source> Source for WithSecrets<S> {
-    fn get(&self, var: &str) -> Option<String> {
-        match self.secrets.get(var) {
-            Some(value) => Some(value.clone()),
-            None => self.env.get(var),
-        }
-    }
-}
-
 /// Resolves each of `vars` whose `<VAR>_PARAMETER` is set; the others keep their plain
 /// environment value (local stack, tests), which the configs then require as usual.
 pub async fn resolve<S: Source>(
     ssm: &Client,
     env: S,
     vars: &[&'static str],
-) -> Result<WithSecrets<S>, SecretError> {
+) -> Result<Layered<S>, SecretError> {
     let wanted: Vec<(&'static str, String)> = vars
         .iter()
         .filter_map(|var| {
@@ -103,5 +88,5 @@ pub async fn resolve<S: Source>(
         let names: Vec<&str> = secrets.keys().copied().collect();
         tracing::info!(?names, "secrets read from Parameter Store");
     }
-    Ok(WithSecrets { env, secrets })
+    Ok(Layered::new(env, secrets))
 }

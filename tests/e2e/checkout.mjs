@@ -299,30 +299,20 @@ async function run() {
   const box = await readOutbox();
   await screenshot('5-outbox.png');
 
-  const recovery = emailsMatching(box.emails, SHOPPER_EMAIL, RECOVERY_SUBJECT);
-  if (recovery.length !== 1) {
-    throw new E2EError(
-      'outbox: cart-recovery email must be sent exactly once',
-      `1 email to ${SHOPPER_EMAIL} with subject containing "You left something in your cart"`,
-      `${recovery.length}; ${describe(box)}`,
-    );
-  }
-  const confirmation = emailsMatching(box.emails, BUYER_EMAIL, CONFIRMATION_SUBJECT);
-  if (confirmation.length !== 1) {
-    throw new E2EError(
-      'outbox: order confirmation must be sent exactly once',
-      `1 email to ${BUYER_EMAIL} with subject containing "${CONFIRMATION_SUBJECT}"`,
-      `${confirmation.length}; ${describe(box)}`,
-    );
-  }
-  const buyerRecovery = emailsMatching(box.emails, BUYER_EMAIL, RECOVERY_SUBJECT);
-  if (buyerRecovery.length !== 0) {
-    throw new E2EError(
-      'outbox: the buyer paid, so must not get a cart-recovery email',
-      `0 recovery emails to ${BUYER_EMAIL}`,
-      `${buyerRecovery.length}; ${describe(box)}`,
-    );
-  }
+  const expectEmails = (what, to, subject, count) => {
+    const found = emailsMatching(box.emails, to, subject);
+    if (found.length !== count) {
+      throw new E2EError(
+        `outbox: ${what}`,
+        `${count} email(s) to ${to} with subject containing "${subject}"`,
+        `${found.length}; ${describe(box)}`,
+      );
+    }
+    return found;
+  };
+  const recovery = expectEmails('cart-recovery email must be sent exactly once', SHOPPER_EMAIL, RECOVERY_SUBJECT, 1);
+  const confirmation = expectEmails('order confirmation must be sent exactly once', BUYER_EMAIL, CONFIRMATION_SUBJECT, 1);
+  expectEmails('the buyer paid, so must not get a cart-recovery email', BUYER_EMAIL, RECOVERY_SUBJECT, 0);
   if (!box.orders.some((o) => o.state.toLowerCase() === 'fulfilled')) {
     throw new E2EError(
       'outbox: orders table',

@@ -238,3 +238,33 @@ pub fn stream_batch(records: &[EventRecord]) -> StreamEvent {
     }
     batch
 }
+
+/// An API Gateway HTTP API (payload format 2.0) event, as Lambda delivers it to a function.
+/// `query` is the raw query string (one `key=value` pair at most, as the bundle's routes take).
+pub fn api_gateway_v2_event(
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<&str>,
+) -> serde_json::Value {
+    let host = "abc123.execute-api.eu-west-1.amazonaws.com";
+    let route = format!("{method} {path}");
+    let mut event = serde_json::json!({
+        "version": "2.0", "routeKey": route, "rawPath": path, "rawQueryString": query,
+        "headers": {"host": host}, "isBase64Encoded": false,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "abc123", "domainName": host, "domainPrefix": "abc123",
+            "requestId": "req-1", "routeKey": route, "stage": "$default",
+            "time": "23/Nov/2026:14:00:00 +0000", "timeEpoch": 1_795_442_400_000_i64,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "test"}
+        }
+    });
+    if let Some((key, value)) = query.split_once('=') {
+        event["queryStringParameters"] = serde_json::json!({ key: value });
+    }
+    if let Some(body) = body {
+        event["body"] = body.into();
+        event["headers"]["content-type"] = "application/x-www-form-urlencoded".into();
+    }
+    event
+}

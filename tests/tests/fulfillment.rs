@@ -480,17 +480,12 @@ async fn stripe_errors_are_retried_or_recorded() {
     let page = h.app.http(landing("cs_test_missing"), None).await;
     assert_eq!(page.status(), 404);
     // The same through the Lambda entry point, from an HTTP API (payload v2) event.
-    let api_gateway = serde_json::json!({
-        "version": "2.0", "routeKey": "GET /checkout/complete", "rawPath": "/checkout/complete",
-        "rawQueryString": "session_id=cs_test_missing", "queryStringParameters": {"session_id": "cs_test_missing"},
-        "headers": {"host": "abc123.execute-api.eu-west-1.amazonaws.com"}, "isBase64Encoded": false,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "abc123", "requestId": "req-2", "routeKey": "GET /checkout/complete", "stage": "$default",
-            "time": "23/Nov/2026:14:00:00 +0000", "timeEpoch": 1795442400000_i64,
-            "http": {"method": "GET", "path": "/checkout/complete", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Chrome"}
-        }
-    });
+    let api_gateway = api_gateway_v2_event(
+        "GET",
+        "/checkout/complete",
+        "session_id=cs_test_missing",
+        None,
+    );
     let payload: checkout_core::lambda::Trigger = serde_json::from_value(api_gateway).unwrap();
     let answer = checkout_core::lambda::dispatch(
         &*h.app,

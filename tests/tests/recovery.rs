@@ -623,22 +623,12 @@ async fn the_lambda_entry_point_answers_stream_and_api_gateway_payloads() {
     assert_eq!(h.sent().await.len(), 1);
 
     let token = unsubscribe_token(&Secret::new(UNSUBSCRIBE_KEY), &h.buyer.hashed());
-    let request = json!({
-        "version": "2.0",
-        "routeKey": "POST /recovery/unsubscribe",
-        "rawPath": "/recovery/unsubscribe",
-        "rawQueryString": format!("token={token}"),
-        "queryStringParameters": {"token": token},
-        "headers": {"host": "abc123.execute-api.eu-west-1.amazonaws.com", "content-type": "application/x-www-form-urlencoded"},
-        "body": "List-Unsubscribe=One-Click",
-        "isBase64Encoded": false,
-        "requestContext": {
-            "accountId": "123456789012", "apiId": "abc123", "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "domainPrefix": "abc123", "requestId": "req-1", "routeKey": "POST /recovery/unsubscribe", "stage": "$default",
-            "time": "23/Nov/2026:14:00:00 +0000", "timeEpoch": 1795442400000_i64,
-            "http": {"method": "POST", "path": "/recovery/unsubscribe", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9", "userAgent": "Gmail"}
-        }
-    });
+    let request = api_gateway_v2_event(
+        "POST",
+        "/recovery/unsubscribe",
+        &format!("token={token}"),
+        Some("List-Unsubscribe=One-Click"),
+    );
     let payload: Trigger =
         serde_json::from_value(request).expect("an HTTP API request is a Trigger");
     let answer = dispatch(&*h.recovery, LambdaEvent::new(payload, Context::default()))

@@ -96,15 +96,11 @@ impl Harness {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        let response = client.request(request).await.unwrap();
-        let location = response
-            .headers()
+        let (status, headers, _) = call(request).await;
+        let location = headers
             .get("location")
             .map(|l| l.to_str().unwrap().to_string());
-        (response.status().as_u16(), location)
+        (status.as_u16(), location)
     }
 
     /// The webhooks received so far, each verified with the bundle's own verifier.
@@ -200,7 +196,7 @@ async fn sessions_line_items_and_prices_parse_in_the_clients_types() {
     );
 
     // Paging by hand with a small limit reaches every item exactly once.
-    let raw = reqwest_like_get(
+    let raw = api_get(
         &h.url,
         &format!("/v1/checkout/sessions/{}/line_items?limit=5", created.id),
     )
@@ -215,8 +211,7 @@ async fn sessions_line_items_and_prices_parse_in_the_clients_types() {
             created.id,
             seen.last().unwrap()
         );
-        let page: List<LineItem> =
-            serde_json::from_value(reqwest_like_get(&h.url, &query).await).unwrap();
+        let page: List<LineItem> = serde_json::from_value(api_get(&h.url, &query).await).unwrap();
         seen.extend(page.data.iter().map(|i| i.id.clone()));
         if !page.has_more {
             break;
@@ -250,17 +245,27 @@ async fn sessions_line_items_and_prices_parse_in_the_clients_types() {
     assert_eq!(promotion.code.len(), 8);
 }
 
-async fn reqwest_like_get(base: &str, path_and_query: &str) -> Value {
+/// One plain-HTTP exchange with the simulator, as a browser or `curl` would make it.
+async fn call(
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> (http::StatusCode, http::HeaderMap, bytes::Bytes) {
     use http_body_util::BodyExt;
-    let request = http::Request::get(format!("{base}{path_and_query}"))
-        .header("authorization", format!("Bearer {KEY}"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http();
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    let (parts, body) = client.request(request).await.unwrap().into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, body)
+}
+
+/// An authorised API GET, answered 200.
+async fn api_get(base: &str, path_and_query: &str) -> Value {
+    let request = http::Request::get(format!("{base}{path_and_query}"))
+        .header("authorization", format!("Bearer {KEY}"))
+        .body(http_body_util::Full::default())
+        .unwrap();
+    let (status, _, body) = call(request).await;
+    assert_eq!(status, 200);
+    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test]
@@ -503,15 +508,14 @@ async fn an_expired_session_carries_a_recovery_url_that_recreates_the_cart() {
     assert!(recovery.expires_at.unwrap() > unix_now() + 29 * 86_400);
     let recovery_url = recovery.url.unwrap();
 
-    let client_http =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let response = client_http
-        .get(recovery_url.parse().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 303);
-    let new_url = response.headers()["location"].to_str().unwrap().to_string();
+    let (status, headers, _) = call(
+        http::Request::get(recovery_url)
+            .body(http_body_util::Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let new_url = headers["location"].to_str().unwrap().to_string();
     let new_id: SessionId = new_url.rsplit('/').next().unwrap().parse().unwrap();
     let recovered = client
         .retrieve_checkout_session(&new_id, None)

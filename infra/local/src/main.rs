@@ -15,7 +15,7 @@ use std::sync::Arc;
 use checkout_core::{
     aws,
     checkout::{CheckoutConfig, SessionCreator},
-    config::{self, ConfigError, ProcessEnv, Secret, Source},
+    config::{self, Layered, ProcessEnv, Secret},
     fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda::StreamAndHttp,
     mail::{MailConfig, SesMailer},
@@ -45,18 +45,7 @@ pub struct Bundle {
 }
 
 /// The process environment, with what the Stripe simulator sets when it stands in for Stripe.
-struct DevEnv {
-    overrides: Vec<(&'static str, String)>,
-}
-
-impl Source for DevEnv {
-    fn get(&self, var: &str) -> Option<String> {
-        match self.overrides.iter().find(|(k, _)| *k == var) {
-            Some((_, v)) => Some(v.clone()),
-            None => ProcessEnv.get(var),
-        }
-    }
-}
+type DevEnv = Layered<ProcessEnv>;
 
 /// Without `STRIPE_SECRET_KEY`, starts the simulator and points the functions at it with a
 /// key of its own; with the key, real Stripe (test mode) is used.
@@ -64,12 +53,7 @@ async fn stripe_or_simulator(
     port: u16,
 ) -> Result<(DevEnv, Option<std::sync::Arc<Simulator>>), Box<dyn std::error::Error>> {
     if config::optional(&ProcessEnv, "STRIPE_SECRET_KEY").is_some() {
-        return Ok((
-            DevEnv {
-                overrides: Vec::new(),
-            },
-            None,
-        ));
+        return Ok((Layered::new(ProcessEnv, []), None));
     }
     let env = &ProcessEnv;
     let sim_port: u16 = config::parsed_or(env, "STRIPE_SIMULATOR_PORT", 12111)?;
@@ -95,12 +79,13 @@ async fn stripe_or_simulator(
         "STRIPE_SECRET_KEY is not set: Stripe simulator started"
     );
     Ok((
-        DevEnv {
-            overrides: vec![
+        Layered::new(
+            ProcessEnv,
+            [
                 ("STRIPE_SECRET_KEY", api_key),
                 ("STRIPE_API_BASE", public_url),
             ],
-        },
+        ),
         Some(simulator),
     ))
 }
@@ -114,9 +99,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let env = &ProcessEnv;
     let port: u16 = config::parsed_or(env, "PORT", 9000)?;
-    if config::optional(env, "AWS_ENDPOINT_URL").is_none() {
-        return Err(ConfigError::Missing("AWS_ENDPOINT_URL").into());
-    }
+    // Never against a real account: the local stack needs a local endpoint (moto).
+    let aws_endpoint = config::required(env, "AWS_ENDPOINT_URL")?;
     let sdk = aws::sdk_config().await;
     let dynamodb = DynamoDb::new(&sdk);
     let webhook_config = WebhookConfig::from_env(env)?;
@@ -153,7 +137,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         products,
         simulator: simulator.as_ref().map(|s| s.config().public_url.clone()),
         publishable_key: config::optional(env, "STRIPE_PUBLISHABLE_KEY"),
-        aws_endpoint: config::required(env, "AWS_ENDPOINT_URL")?,
+        aws_endpoint,
         dynamodb: dynamodb.clone(),
         orders_table: config::optional(env, "ORDERS_TABLE"),
     });

@@ -32,8 +32,8 @@ use crate::mail::{EmailAddress, MailConfig, MailError, Mailer, SesMailer, Templa
 use crate::metrics::{self, Unit};
 use crate::store::{DynamoDb, EventRecord, RecoveryClaim, RecoveryStore, SkipReason, StoreError};
 use crate::stripe::{
-    CheckoutSession, Form, IdempotencyKey, PromotionsConsent, RequestOptions, StripeClient,
-    StripeConfig, StripeError,
+    CheckoutSession, Form, IdempotencyKey, PromotionsConsent, Recovery as RecoveryLink,
+    RequestOptions, StripeClient, StripeConfig, StripeError,
 };
 use crate::webhook::unix_now;
 
@@ -238,16 +238,15 @@ impl<M: Mailer> Recovery<M> {
         else {
             return Ok(Decision::Skipped(NoEmail));
         };
-        let recovery = session
+        let Some(link) = session
             .after_expiration
             .as_ref()
-            .and_then(|a| a.recovery.as_ref());
-        let Some((url, expires_at)) =
-            recovery.and_then(|r| Some((r.url.as_deref()?, r.expires_at)))
+            .and_then(|a| a.recovery.as_ref())
+            .filter(|r| r.url.is_some())
         else {
             return Ok(Decision::Skipped(NoRecoveryUrl));
         };
-        if expires_at.is_some_and(|t| t <= now) {
+        if link.expires_at.is_some_and(|t| t <= now) {
             return Ok(Decision::Skipped(RecoveryUrlExpired));
         }
         if session.consent.as_ref().and_then(|c| c.promotions) != Some(PromotionsConsent::OptIn) {
@@ -270,7 +269,10 @@ impl<M: Mailer> Recovery<M> {
         if let Err(reason) = self.store.claim(&claim).await? {
             return Ok(Decision::Skipped(reason));
         }
-        match self.send_recovery(session, account, &to, url, &items).await {
+        match self
+            .send_recovery(session, link, account, &to, &items)
+            .await
+        {
             Ok((message_id, code)) => {
                 self.store
                     .mark_sent(
@@ -298,21 +300,19 @@ impl<M: Mailer> Recovery<M> {
         }
     }
 
+    /// `link`: the session's `after_expiration.recovery`, with its URL.
     async fn send_recovery(
         &self,
         session: &CheckoutSession,
+        link: &RecoveryLink,
         account: Option<&AccountId>,
         to: &EmailAddress,
-        url: &str,
         items: &[crate::stripe::LineItem],
     ) -> Result<(String, Option<String>), RecoveryError> {
-        let allow_codes = session
-            .after_expiration
-            .as_ref()
-            .and_then(|a| a.recovery.as_ref())
-            .is_some_and(|r| r.allow_promotion_codes);
-        let code = match (&self.config.coupon, allow_codes) {
-            (Some(coupon), true) => Some(self.promotion_code(coupon, session, account).await?),
+        let code = match (&self.config.coupon, link.allow_promotion_codes) {
+            (Some(coupon), true) => {
+                Some(self.promotion_code(coupon, session, link, account).await?)
+            }
             _ => None,
         };
         let unsubscribe_url = self.unsubscribe_url(to);
@@ -323,7 +323,7 @@ impl<M: Mailer> Recovery<M> {
                 .customer_details
                 .as_ref()
                 .and_then(|d| d.name.as_deref()),
-            recovery_url: url,
+            recovery_url: link.url.as_deref().unwrap_or_default(),
             unsubscribe_url: unsubscribe_url.clone(),
             promotion_code: code.as_deref(),
             items: items
@@ -354,19 +354,13 @@ impl<M: Mailer> Recovery<M> {
         &self,
         coupon: &str,
         session: &CheckoutSession,
+        link: &RecoveryLink,
         account: Option<&AccountId>,
     ) -> Result<String, RecoveryError> {
         let mut form = Form::new();
         form.push("coupon", coupon).push("max_redemptions", 1);
         form.push_opt("customer", session.customer.as_ref());
-        form.push_opt(
-            "expires_at",
-            session
-                .after_expiration
-                .as_ref()
-                .and_then(|a| a.recovery.as_ref())
-                .and_then(|r| r.expires_at),
-        );
+        form.push_opt("expires_at", link.expires_at);
         form.push("metadata[recovery_for_session]", &session.id);
         let key = IdempotencyKey::derived("recovery-promotion-code", session.id.as_str());
         let options = RequestOptions {

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoDb, StoreError, is_conditional_check_failure};
+use super::{DynamoDb, StoreError, conditional_write};
 use crate::config::TableName;
 use crate::events::{AccountId, Event, EventId, EventType};
 
@@ -89,11 +89,13 @@ impl EventStore {
             .expression_attribute_names("#key", Self::KEY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Recorded::New),
-            Err(err) if is_conditional_check_failure(&err) => Ok(Recorded::Duplicate),
-            Err(err) => Err(StoreError::from_sdk("PutItem", err)),
-        }
+        conditional_write("PutItem", result).map(|written| {
+            if written {
+                Recorded::New
+            } else {
+                Recorded::Duplicate
+            }
+        })
     }
 
     /// Reads a stored event back (tests, the local stack's tools, backfills).

@@ -45,6 +45,31 @@ impl StoreError {
     }
 }
 
+/// A conditional write's outcome: `Ok(true)` when written, `Ok(false)` when its condition did
+/// not hold (the race was lost, or the state forbids it), an error when DynamoDB failed.
+fn conditional_write<T, E, R>(
+    operation: &'static str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_conditional_check_failure(&err) => Ok(false),
+        Err(err) => Err(StoreError::from_sdk(operation, err)),
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
 /// True when a conditional write lost its race: the record already exists.
 fn is_conditional_check_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()

@@ -9,10 +9,9 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoDb, StoreError, is_conditional_check_failure};
+use super::{DynamoDb, StoreError, conditional_write, n, s};
 use crate::config::TableName;
 use crate::ids::AccountId;
 use crate::stripe::PaymentStatus;
@@ -108,14 +107,6 @@ pub struct OrderStore {
     table: TableName,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 impl OrderStore {
     pub const KEY: &'static str = "order_id";
 
@@ -164,17 +155,14 @@ impl OrderStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Claim::Acquired),
-            Err(err) if is_conditional_check_failure(&err) => {
-                let current = self.get(order_id).await?.ok_or(StoreError::Unavailable {
-                    operation: "GetItem",
-                    detail: "an order that refused a claim has disappeared".into(),
-                })?;
-                Ok(Claim::Held(Box::new(current)))
-            }
-            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
+        if conditional_write("UpdateItem", result)? {
+            return Ok(Claim::Acquired);
         }
+        let current = self.get(order_id).await?.ok_or(StoreError::Unavailable {
+            operation: "GetItem",
+            detail: "an order that refused a claim has disappeared".into(),
+        })?;
+        Ok(Claim::Held(Box::new(current)))
     }
 
     /// Marks a claimed order fulfilled with its details. `false` when the claim was lost
@@ -203,11 +191,7 @@ impl OrderStore {
             .expression_attribute_values(":paid", serde_dynamo::to_attribute_value(payment_status)?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failure(&err) => Ok(false),
-            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
-        }
+        conditional_write("UpdateItem", result)
     }
 
     /// Gives a claim back after a failed fulfilment so the next retry can take it at once.
@@ -226,11 +210,7 @@ impl OrderStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_check_failure(&err) => Ok(()),
-            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
-        }
+        conditional_write("UpdateItem", result).map(drop)
     }
 
     /// Records a state other than in progress/fulfilled, but never over a fulfilled order or a
@@ -288,10 +268,6 @@ impl OrderStore {
             .set_expression_attribute_values(Some(values))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failure(&err) => Ok(false),
-            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
-        }
+        conditional_write("UpdateItem", result)
     }
 }

@@ -7,7 +7,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
-use super::{DynamoDb, StoreError, is_conditional_check_failure};
+use super::{DynamoDb, StoreError, conditional_write, n, s};
 use crate::config::TableName;
 use crate::ids::SessionId;
 
@@ -57,14 +57,6 @@ pub struct RecoveryClaim<'a> {
 pub struct RecoveryStore {
     client: DynamoDb,
     table: TableName,
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn session_key(id: &SessionId) -> AttributeValue {
@@ -313,11 +305,7 @@ impl RecoveryStore {
             .expression_attribute_values(":at", n(at))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_check_failure(&err) => Ok(()),
-            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
-        }
+        conditional_write("UpdateItem", result).map(drop)
     }
 
     /// Marks an emailed session converted (its recovery URL led to a purchase), once.
@@ -342,11 +330,7 @@ impl RecoveryStore {
             .expression_attribute_values(":currency", s(currency))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failure(&err) => Ok(false),
-            Err(err) => Err(StoreError::from_sdk("UpdateItem", err)),
-        }
+        conditional_write("UpdateItem", result)
     }
 
     /// Claims the one payment-failed notice of a session.
@@ -367,11 +351,7 @@ impl RecoveryStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_conditional_check_failure(&err) => Ok(false),
-            Err(err) => Err(StoreError::from_sdk("PutItem", err)),
-        }
+        conditional_write("PutItem", result)
     }
 
     pub async fn release_failure_notice(

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoDb, StoreError, is_conditional_check_failure};
+use super::{DynamoDb, StoreError, conditional_write};
 use crate::checkout::LineItemRequest;
 use crate::config::TableName;
 use crate::ids::{AccountId, CustomerId, SessionId};
@@ -63,11 +63,7 @@ impl SessionStore {
             .expression_attribute_names("#key", Self::KEY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if is_conditional_check_failure(&err) => Ok(()),
-            Err(err) => Err(StoreError::from_sdk("PutItem", err)),
-        }
+        conditional_write("PutItem", result).map(drop)
     }
 
     pub async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
