@@ -2,7 +2,7 @@
 
 use checkout_core::{
     config::Secret,
-    events::Event,
+    stripe::Event,
     webhook::{DEFAULT_TOLERANCE_SECS, Verifier, WebhookSecrets, sign},
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -42,7 +42,7 @@ fn verify_and_parse(c: &mut Criterion) {
                 .unwrap();
             let event = Event::parse(black_box(&body)).unwrap();
             black_box(event.object_ref().unwrap());
-        })
+        });
     });
     group.finish();
 }

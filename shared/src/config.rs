@@ -67,11 +67,16 @@ pub fn optional(env: &impl Source, var: &'static str) -> Option<String> {
     env.get(var).filter(|v| !v.trim().is_empty())
 }
 
+/// # Errors
+/// The variable is unset or empty.
 pub fn required(env: &impl Source, var: &'static str) -> Result<String, ConfigError> {
     optional(env, var).ok_or(ConfigError::Missing(var))
 }
 
 /// Parses a variable when set, otherwise returns `default`.
+///
+/// # Errors
+/// The variable is set but does not parse.
 pub fn parsed_or<T>(env: &impl Source, var: &'static str, default: T) -> Result<T, ConfigError>
 where
     T: FromStr,
@@ -89,6 +94,31 @@ where
     }
 }
 
+/// A comma-separated list, each entry parsed; unset or empty is an empty list.
+///
+/// # Errors
+/// An entry that does not parse, quoted.
+pub fn list<T: std::str::FromStr>(
+    env: &impl Source,
+    var: &'static str,
+) -> Result<Vec<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    optional(env, var)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var,
+                reason: format!("{s:?}: {e}"),
+            })
+        })
+        .collect()
+}
+
 /// A secret value: never printed by `Debug` or `Display`, so it cannot leak through logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -98,6 +128,7 @@ impl Secret {
         Self(value.into())
     }
 
+    #[must_use]
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -114,12 +145,15 @@ impl fmt::Debug for Secret {
 pub struct TableName(String);
 
 impl TableName {
+    /// # Errors
+    /// The variable is unset, or not a valid DynamoDB table name.
     pub fn from_env(env: &impl Source, var: &'static str) -> Result<Self, ConfigError> {
         let raw = required(env, var)?;
         raw.parse()
             .map_err(|reason| ConfigError::Invalid { var, reason })
     }
 
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -1,15 +1,11 @@
-//! The one place where errors become HTTP answers, as JSON `{"error":{"code","message"}}`.
+//! How errors become HTTP answers, as JSON `{"error":{"code","param","message"}}`.
+//!
+//! This module knows no domain: each module's error type implements [`ApiError`] beside its
+//! definition (its status and stable code), and handlers answer with [`error`].
 
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 use serde::Serialize;
-
-use crate::checkout::CheckoutError;
-use crate::fulfillment::{FulfillmentError, LandingError};
-use crate::recovery::RecoveryError;
-use crate::store::StoreError;
-use crate::stripe::{ErrorKind, StripeError};
-use crate::webhook::{SignatureError, WebhookError};
 
 /// An error a handler answers with: its status and a stable, machine-readable code.
 pub trait ApiError: std::error::Error {
@@ -86,39 +82,42 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     response
 }
 
-impl ApiError for WebhookError {
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Signature(_) | Self::Event(_) => StatusCode::BAD_REQUEST,
-            Self::Store(StoreError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Store(StoreError::Encoding(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+/// A body over a handler's size limit, refused before it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the body is over the {limit}-byte limit")]
+pub struct PayloadTooLarge {
+    pub limit: usize,
+}
+
+impl PayloadTooLarge {
+    /// # Errors
+    /// When `body` is longer than `limit`.
+    pub fn check(body: &[u8], limit: usize) -> Result<(), Self> {
+        if body.len() > limit {
+            Err(Self { limit })
+        } else {
+            Ok(())
         }
     }
+}
 
+impl ApiError for PayloadTooLarge {
+    fn status(&self) -> StatusCode {
+        StatusCode::PAYLOAD_TOO_LARGE
+    }
     fn code(&self) -> &'static str {
-        match self {
-            Self::TooLarge { .. } => "payload_too_large",
-            Self::Signature(SignatureError::MissingHeader) => "signature_missing",
-            Self::Signature(SignatureError::OutsideTolerance { .. }) => {
-                "signature_timestamp_out_of_tolerance"
-            }
-            Self::Signature(SignatureError::Mismatch) => "signature_mismatch",
-            Self::Signature(SignatureError::MalformedHeader(_) | SignatureError::NoV1Signature) => {
-                "signature_malformed"
-            }
-            Self::Event(_) => "invalid_event",
-            Self::Store(_) => "storage_unavailable",
-        }
+        "payload_too_large"
     }
 }
 
 /// The answer for a body over `limit`, for servers that stop reading before the handler runs.
+#[must_use]
 pub fn payload_too_large(limit: usize) -> Response<Body> {
-    error(&crate::webhook::WebhookError::TooLarge { limit })
+    error(&PayloadTooLarge { limit })
 }
 
 /// The answer for a path the bundle does not serve.
+#[must_use]
 pub fn not_found() -> Response<Body> {
     #[derive(Debug, thiserror::Error)]
     #[error("no such route")]
@@ -134,48 +133,8 @@ pub fn not_found() -> Response<Body> {
     error(&NotFound)
 }
 
-impl ApiError for CheckoutError {
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
-            Self::IdempotencyConflict => StatusCode::CONFLICT,
-            // Stripe overloaded or out of reach: worth retrying. Anything else Stripe refused
-            // is a gateway error (a misconfigured key, a Stripe fault).
-            Self::Stripe(StripeError::Timeout(_) | StripeError::Network(_)) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Stripe(err) if err.kind() == Some(ErrorKind::RateLimit) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Stripe(_) => StatusCode::BAD_GATEWAY,
-            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            Self::Invalid(_) => "invalid_request",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::TooLarge { .. } => "payload_too_large",
-            Self::OriginNotAllowed => "origin_not_allowed",
-            Self::IdempotencyConflict => "idempotency_conflict",
-            Self::Stripe(_) => "stripe_unavailable",
-            Self::Store(_) => "storage_unavailable",
-        }
-    }
-
-    fn param(&self) -> Option<&str> {
-        match self {
-            Self::Invalid(invalid) => Some(&invalid.field),
-            _ => None,
-        }
-    }
-}
-
 /// The answer for a route whose configuration is missing (local stack without Stripe keys).
+#[must_use]
 pub fn not_configured(variable: &'static str) -> Response<Body> {
     #[derive(Debug, thiserror::Error)]
     #[error("not configured: set {0}")]
@@ -189,58 +148,4 @@ pub fn not_configured(variable: &'static str) -> Response<Body> {
         }
     }
     error(&NotConfigured(variable))
-}
-
-impl ApiError for LandingError {
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidSessionId(_) => StatusCode::BAD_REQUEST,
-            Self::UnknownSession => StatusCode::NOT_FOUND,
-            Self::Fulfillment(FulfillmentError::Stripe(
-                StripeError::Timeout(_) | StripeError::Network(_),
-            )) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Fulfillment(FulfillmentError::Stripe(err))
-                if err.kind() == Some(ErrorKind::RateLimit) =>
-            {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            Self::Fulfillment(FulfillmentError::Stripe(_)) => StatusCode::BAD_GATEWAY,
-            Self::Fulfillment(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidSessionId(_) => "invalid_request",
-            Self::UnknownSession => "not_found",
-            Self::Fulfillment(FulfillmentError::Stripe(_)) => "stripe_unavailable",
-            Self::Fulfillment(_) => "fulfillment_unavailable",
-        }
-    }
-
-    fn param(&self) -> Option<&str> {
-        matches!(self, Self::InvalidSessionId(_)).then_some("session_id")
-    }
-}
-
-impl ApiError for RecoveryError {
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidToken(_) => StatusCode::BAD_REQUEST,
-            Self::Stripe(_) => StatusCode::BAD_GATEWAY,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidToken(_) => "invalid_token",
-            Self::Stripe(_) => "stripe_unavailable",
-            _ => "recovery_unavailable",
-        }
-    }
-
-    fn param(&self) -> Option<&str> {
-        matches!(self, Self::InvalidToken(_)).then_some("token")
-    }
 }

@@ -8,7 +8,7 @@ use std::future::Future;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
-use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, Response};
 use serde::de::Error as _;
@@ -52,7 +52,18 @@ pub trait StreamAndHttp: Sync {
     ) -> impl Future<Output = Response<Body>> + Send;
 }
 
+/// Reports one stream record as failed (`ReportBatchItemFailures`): Lambda retries from it.
+pub fn retry_later(response: &mut DynamoDbEventResponse, sequence: Option<String>) {
+    let mut failure = DynamoDbBatchItemFailure::default();
+    failure.item_identifier = sequence;
+    response.batch_item_failures.push(failure);
+}
+
 /// Handles one invocation and answers in the shape its trigger expects.
+///
+/// # Errors
+/// Only when the answer cannot be serialized, which the runtime reports as a failed
+/// invocation.
 pub async fn dispatch<A: StreamAndHttp>(
     app: &A,
     event: LambdaEvent<Trigger>,

@@ -3,19 +3,39 @@
 //! The function crates under `functions/` only wire configuration and clients to the
 //! handlers built from these pieces, so the local stack and the tests run the same code
 //! the Lambda binaries run.
+//!
+//! Modules stack in three layers, and each imports only from the layers below it (and
+//! `lambda`, `aws`, `secrets`, `metrics` from none above their own):
+//!
+//! 1. Values: `ids`, `clock`, `money`, `config`. Types that parse, and nothing else.
+//! 2. Adapters to the outside: `http` (errors as HTTP answers; knows no domain), `stripe`
+//!    (the API client, Stripe's objects and events), `store` (DynamoDB tables), `mail`
+//!    (addresses, templates, SES), `lambda` (triggers), `aws`, `secrets`, `metrics`.
+//! 3. Domain, one per concept, which never import each other: `webhook`, `checkout`,
+//!    `fulfillment`, `recovery`.
+//!
+//! Every error type implements `http::ApiError` beside its definition, and every service
+//! and store is built the same way: `XConfig::from_env(&env)`, then `X::new(config,
+//! clients…)`.
 
-pub mod aws;
-pub mod checkout;
+// Values.
+pub mod clock;
 pub mod config;
-pub mod events;
-pub mod fulfillment;
-pub mod http;
 pub mod ids;
+pub mod money;
+
+// Adapters.
+pub mod aws;
+pub mod http;
 pub mod lambda;
 pub mod mail;
 pub mod metrics;
-pub mod recovery;
 pub mod secrets;
 pub mod store;
 pub mod stripe;
+
+// Domain.
+pub mod checkout;
+pub mod fulfillment;
+pub mod recovery;
 pub mod webhook;

@@ -61,12 +61,14 @@ impl From<EmailAddress> for String {
 }
 
 impl EmailAddress {
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     /// SHA-256 of the lower-cased address: the form used in keys and logs, where the address
     /// itself need not be readable.
+    #[must_use]
     pub fn hashed(&self) -> String {
         hex::encode(Sha256::digest(self.0.to_lowercase().as_bytes()))
     }
@@ -109,6 +111,8 @@ pub struct MailConfig {
 }
 
 impl MailConfig {
+    /// # Errors
+    /// A missing or invalid variable, named.
     pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
         let var = "MAIL_FROM";
         let from_address = config::required(env, var)?
@@ -128,7 +132,8 @@ pub struct SesMailer {
 }
 
 impl SesMailer {
-    pub fn new(client: aws_sdk_sesv2::Client, config: MailConfig) -> Self {
+    #[must_use]
+    pub fn new(config: MailConfig, client: aws_sdk_sesv2::Client) -> Self {
         Self { client, config }
     }
 
@@ -188,8 +193,19 @@ impl Mailer for SesMailer {
 /// The bundle's email templates: minijinja, HTML auto-escaped (names ending `.html`), plain
 /// text alongside. The defaults in `shared/templates/` are compiled in; a merchant edits those
 /// files, or points `MAIL_TEMPLATES_DIR` at a folder with the same names to override them.
+/// Compiled once at cold start (a template that does not compile fails the start); clones
+/// share it.
+#[derive(Clone)]
 pub struct Templates {
-    env: minijinja::Environment<'static>,
+    env: std::sync::Arc<minijinja::Environment<'static>>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.env.templates().map(|(name, _)| name))
+            .finish()
+    }
 }
 
 /// `(name, source)` of each file in `shared/templates`, compiled in.
@@ -218,6 +234,8 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = compiled_templates![
 ];
 
 impl Templates {
+    /// # Errors
+    /// `MAIL_TEMPLATES_DIR` names a file that cannot be read, or a template does not compile.
     pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
         let var = "MAIL_TEMPLATES_DIR";
         let dir = config::optional(env, var);
@@ -243,10 +261,15 @@ impl Templates {
                     reason: format!("{name}: {e}"),
                 })?;
         }
-        Ok(Self { env: jinja })
+        Ok(Self {
+            env: std::sync::Arc::new(jinja),
+        })
     }
 
     /// Renders `{kind}.subject.txt`, `{kind}.html` and `{kind}.txt` with `context`.
+    ///
+    /// # Errors
+    /// No such template, or the context does not fit it.
     pub fn render(
         &self,
         kind: &str,

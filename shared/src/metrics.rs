@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::clock::Clock;
+
 pub const NAMESPACE: &str = "StripeCheckoutBundle";
 
 #[derive(Debug, Clone, Copy)]
@@ -13,6 +15,7 @@ pub enum Unit {
 }
 
 /// Builds the EMF line for one metric with its dimensions.
+#[must_use]
 pub fn line(
     name: &str,
     value: f64,
@@ -41,11 +44,12 @@ pub fn line(
 }
 
 /// Writes one metric to stdout, where Lambda's log capture picks it up.
+#[expect(
+    clippy::print_stdout,
+    reason = "EMF lines are read from stdout by CloudWatch Logs"
+)]
 pub fn emit(name: &str, value: f64, unit: Unit, dimensions: &[(&str, &str)]) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
+    let now = Clock::system().now_millis();
     println!("{}", line(name, value, unit, dimensions, now));
 }
 

@@ -36,6 +36,9 @@ pub enum SecretError {
 
 /// Resolves each of `vars` whose `<VAR>_PARAMETER` is set; the others keep their plain
 /// environment value (local stack, tests), which the configs then require as usual.
+///
+/// # Errors
+/// A named parameter does not exist, is empty, or SSM cannot be read.
 pub async fn resolve<S: Source>(
     ssm: &Client,
     env: S,

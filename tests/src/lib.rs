@@ -7,12 +7,18 @@ use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as St
 use checkout_core::{
     aws,
     config::{Secret, TableName},
-    events::Event,
     mail::EmailAddress,
     store::{DynamoDb, EventRecord, tables},
+    stripe::Event,
     webhook,
 };
 use lambda_http::{Body, Request};
+
+/// The system time, as the handlers read it.
+#[must_use]
+pub fn unix_now() -> i64 {
+    checkout_core::clock::Clock::system().now()
+}
 
 pub const WEBHOOK_SECRET: &str = "whsec_integration_test_secret";
 
@@ -30,13 +36,9 @@ pub async fn dynamodb() -> DynamoDb {
 pub fn unique_table(prefix: &str) -> TableName {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{prefix}-{}-{n}-{}",
-        std::process::id(),
-        webhook::unix_now()
-    )
-    .parse()
-    .expect("valid table name")
+    format!("{prefix}-{}-{n}-{}", std::process::id(), unix_now())
+        .parse()
+        .expect("valid table name")
 }
 
 pub async fn events_table(client: &DynamoDb) -> TableName {
@@ -59,15 +61,13 @@ pub async fn item_count(client: &DynamoDb, table: &TableName) -> i32 {
 }
 
 /// A `POST /webhooks/stripe` request signed now with the test secret.
+#[must_use]
 pub fn signed_webhook(body: &str) -> Request {
-    let header = webhook::sign(
-        &Secret::new(WEBHOOK_SECRET),
-        webhook::unix_now(),
-        body.as_bytes(),
-    );
+    let header = webhook::sign(&Secret::new(WEBHOOK_SECRET), unix_now(), body.as_bytes());
     webhook_request(Some(&header), body)
 }
 
+#[must_use]
 pub fn webhook_request(signature: Option<&str>, body: &str) -> Request {
     let mut builder = http::Request::builder()
         .method("POST")
@@ -80,12 +80,13 @@ pub fn webhook_request(signature: Option<&str>, body: &str) -> Request {
 }
 
 /// A Stripe event body as Stripe sends it.
+#[must_use]
 pub fn event_json(id: &str, kind: &str, object: serde_json::Value) -> String {
     serde_json::json!({
         "id": id,
         "object": "event",
         "api_version": "2025-03-31.basil",
-        "created": webhook::unix_now() - 5,
+        "created": unix_now() - 5,
         "livemode": false,
         "pending_webhooks": 1,
         "request": {"id": null, "idempotency_key": null},
@@ -104,6 +105,7 @@ pub async fn sessions_table(client: &DynamoDb) -> TableName {
 }
 
 /// A `POST /checkout/sessions` request with the given content type and extra headers.
+#[must_use]
 pub fn checkout_request(content_type: &str, body: &str, headers: &[(&str, &str)]) -> Request {
     let mut builder = http::Request::builder()
         .method("POST")
@@ -116,6 +118,7 @@ pub fn checkout_request(content_type: &str, body: &str, headers: &[(&str, &str)]
 }
 
 /// The form pairs of a request Stripe received, decoded, in order.
+#[must_use]
 pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
@@ -152,6 +155,7 @@ pub async fn verified_sender(ses: &aws_sdk_sesv2::Client) -> EmailAddress {
 }
 
 /// An address no other test sends to.
+#[must_use]
 pub fn unique_recipient(name: &str) -> EmailAddress {
     format!("{name}.{}@example.com", unique_table("to"))
         .parse()
@@ -175,6 +179,7 @@ pub struct ParsedEmail {
 }
 
 impl SentEmail {
+    #[must_use]
     pub fn parsed(&self) -> ParsedEmail {
         let raw = self.raw.as_deref().expect("a raw MIME message");
         let message = mail_parser::MessageParser::default()
@@ -210,6 +215,7 @@ pub async fn outbox(recipient: &EmailAddress) -> Vec<SentEmail> {
 }
 
 /// A Stripe event as the webhook stores it.
+#[must_use]
 pub fn stored_event(
     id: &str,
     kind: &str,
@@ -221,10 +227,11 @@ pub fn stored_event(
         event["account"] = account.into();
     }
     let event = Event::parse(event.to_string().as_bytes()).expect("event");
-    EventRecord::new(&event, webhook::unix_now(), 86_400)
+    EventRecord::new(&event, unix_now(), 86_400)
 }
 
 /// A batch of stream records as Lambda delivers them from the events table (NEW_IMAGE).
+#[must_use]
 pub fn stream_batch(records: &[EventRecord]) -> StreamEvent {
     let mut batch = StreamEvent::default();
     for (i, record) in records.iter().enumerate() {
@@ -241,6 +248,7 @@ pub fn stream_batch(records: &[EventRecord]) -> StreamEvent {
 
 /// An API Gateway HTTP API (payload format 2.0) event, as Lambda delivers it to a function.
 /// `query` is the raw query string (one `key=value` pair at most, as the bundle's routes take).
+#[must_use]
 pub fn api_gateway_v2_event(
     method: &str,
     path: &str,

@@ -6,9 +6,9 @@ use std::time::Duration;
 use checkout_core::{
     checkout::{self, CheckoutConfig, Cors, FeePolicy, SessionCreator},
     config::{Secret, TableName},
+    money::BasisPoints,
     store::{DynamoDb, SessionStore},
     stripe::{API_VERSION, Mode, StripeConfig},
-    webhook::unix_now,
 };
 use integration_tests::*;
 use lambda_http::{Body, Response};
@@ -63,7 +63,7 @@ impl Harness {
             connect: checkout::ConnectConfig {
                 accounts: vec!["acct_1Merchant".parse().unwrap()],
                 fee: FeePolicy {
-                    percent_basis_points: 250,
+                    percent: BasisPoints::new(250).unwrap(),
                     fixed_amount: 30,
                 },
             },
@@ -71,7 +71,7 @@ impl Harness {
     }
 
     fn creator(&self, config: CheckoutConfig) -> SessionCreator {
-        SessionCreator::from_config(config, self.dynamodb.clone())
+        SessionCreator::new(config, self.dynamodb.clone())
     }
 
     async fn stripe_requests(&self) -> Vec<wiremock::Request> {
@@ -183,7 +183,7 @@ async fn a_hosted_session_sends_the_exact_form_and_is_recorded() {
     .into();
     assert_eq!(form, expected);
 
-    let record = SessionStore::new(h.dynamodb.clone(), h.table.clone())
+    let record = SessionStore::new(h.table.clone(), h.dynamodb.clone())
         .get(&"cs_test_hosted".parse().unwrap())
         .await
         .unwrap()
@@ -472,7 +472,7 @@ async fn connect_sessions_carry_the_account_header_and_a_server_side_fee() {
         "payment_intent_data[application_fee_amount]".into(),
         "80".into()
     )));
-    let record = SessionStore::new(h.dynamodb.clone(), h.table.clone())
+    let record = SessionStore::new(h.table.clone(), h.dynamodb.clone())
         .get(&"cs_test_connect".parse().unwrap())
         .await
         .unwrap()

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use checkout_core::{
+    clock::ManualClock,
     config::{Secret, TableName},
-    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda::StreamAndHttp,
     mail::{EmailAddress, MailConfig, SesMailer, Templates},
     store::{DynamoDb, FulfillmentState, OrderStore},
     stripe::StripeConfig,
-    webhook::unix_now,
 };
 use integration_tests::*;
 use lambda_http::Body;
@@ -29,6 +29,8 @@ struct Harness {
     orders: TableName,
     app: Arc<App>,
     buyer: EmailAddress,
+    /// The app's time: it stands still at the harness's creation until a test moves it.
+    clock: ManualClock,
 }
 
 impl Harness {
@@ -60,25 +62,31 @@ impl Harness {
             lease_margin_secs: 5,
             default_lease_secs: 30,
         };
-        let fulfiller = ConfirmationEmail {
-            mailer: Some(SesMailer::new(
-                ses,
-                MailConfig {
-                    from_address: from,
-                    from_name: "Demo Shop".into(),
-                    configuration_set: None,
-                },
-            )),
+        let confirmation = ConfirmationConfig {
+            mail: Some(MailConfig {
+                from_address: from,
+                from_name: "Demo Shop".into(),
+                configuration_set: None,
+            }),
             templates: Templates::from_env(&[("UNUSED", "")]).unwrap(),
             merchant_name: "Demo Shop".into(),
         };
-        let app = Arc::new(FulfillmentApp::new(config, dynamodb.clone(), fulfiller));
+        let mailer = confirmation
+            .mail
+            .clone()
+            .map(|mail| SesMailer::new(mail, ses));
+        let fulfiller = ConfirmationEmail::new(confirmation, mailer);
+        let clock = ManualClock::now();
+        let app = Arc::new(
+            FulfillmentApp::new(config, dynamodb.clone(), fulfiller).with_clock(clock.clock()),
+        );
         Self {
             stripe,
             dynamodb,
             orders,
             app,
             buyer: unique_recipient("buyer"),
+            clock,
         }
     }
 
@@ -107,7 +115,7 @@ impl Harness {
     }
 
     fn orders(&self) -> OrderStore {
-        OrderStore::new(self.dynamodb.clone(), self.orders.clone())
+        OrderStore::new(self.orders.clone(), self.dynamodb.clone())
     }
 
     async fn stripe_calls(&self) -> usize {
@@ -197,8 +205,11 @@ async fn ten_stream_deliveries_and_five_landing_calls_fulfil_once_and_send_one_e
     assert_eq!(order.attempts, 1, "claimed exactly once");
     let details = order.details.expect("details");
     assert_eq!(
-        (details.amount_total, details.currency.as_str()),
-        (4000, "eur")
+        (
+            details.amount_total,
+            details.currency.as_ref().map(|c| c.as_str())
+        ),
+        (4000, Some("eur"))
     );
     assert_eq!(details.line_items[0].product.as_deref(), Some("prod_A"));
     assert_eq!(details.payment_intent.as_deref(), Some("pi_123"));
@@ -275,6 +286,32 @@ async fn an_expired_claim_is_taken_over_and_a_live_one_is_retried_later() {
         response.batch_item_failures[0].item_identifier.as_deref(),
         Some("1000")
     );
+}
+
+#[tokio::test]
+async fn a_dead_owners_claim_is_respected_until_its_lease_runs_out_on_the_clock() {
+    let h = Harness::new().await;
+    h.stripe_session("cs_test_lease", "paid").await;
+    let now = h.clock.clock().now();
+    // An invocation claimed the order 10 s ago under a 30 s lease, then died.
+    h.orders()
+        .claim("cs_test_lease", None, "dead-invocation", now + 20, now - 10)
+        .await
+        .unwrap();
+
+    let page = json_of(&h.app.http(landing("cs_test_lease"), None).await);
+    assert_eq!(
+        page["status"], "processing",
+        "a live lease is not taken over"
+    );
+    assert!(outbox(&h.buyer).await.is_empty());
+
+    h.clock.advance(Duration::from_secs(21));
+    let page = json_of(&h.app.http(landing("cs_test_lease"), None).await);
+    assert_eq!(page["status"], "fulfilled", "an expired lease is");
+    let order = h.orders().get("cs_test_lease").await.unwrap().unwrap();
+    assert_eq!(order.attempts, 2);
+    assert_eq!(outbox(&h.buyer).await.len(), 1);
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ use checkout_core::{
     recovery::{Decision, Recovery, RecoveryConfig, unsubscribe_token},
     store::{RecoveryStore, SkipReason},
     stripe::{CheckoutSession, StripeConfig},
-    webhook::unix_now,
 };
 use integration_tests::*;
 use lambda_http::Body;
@@ -86,19 +85,19 @@ impl Harness {
             unsubscribe_secret: Secret::new(UNSUBSCRIBE_KEY),
             public_base_url: "https://api.shop.example".into(),
             shop_url: Some("https://shop.example".into()),
+            templates: Templates::from_env(&[("UNUSED", "")]).unwrap(),
         };
         let mailer = SesMailer::new(
-            sending_ses.unwrap_or_else(|| ses.clone()),
             config.mail.clone(),
+            sending_ses.unwrap_or_else(|| ses.clone()),
         );
-        let templates = Templates::from_env(&[("UNUSED", "")]).unwrap();
-        let recovery = Arc::new(Recovery::new(config, dynamodb.clone(), mailer, templates));
+        let recovery = Arc::new(Recovery::new(config, dynamodb.clone(), mailer));
         let harness = Self {
             stripe,
             ses,
             from,
             recovery,
-            store: RecoveryStore::new(dynamodb, table),
+            store: RecoveryStore::new(table, dynamodb),
             buyer: unique_recipient("shopper"),
         };
         harness.mock_stripe().await;
@@ -615,7 +614,7 @@ async fn the_lambda_entry_point_answers_stream_and_api_gateway_payloads() {
     let payload: Trigger = serde_json::from_value(serde_json::to_value(&batch).unwrap())
         .expect("a stream batch is a Trigger");
     let mut context = Context::default();
-    context.deadline = (unix_now() as u64 + 180) * 1000; // as Lambda sets it, in ms
+    context.deadline = u64::try_from(unix_now() + 180).unwrap() * 1000; // as Lambda sets it, in ms
     let answer = dispatch(&*h.recovery, LambdaEvent::new(payload, context))
         .await
         .unwrap();

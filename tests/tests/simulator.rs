@@ -13,8 +13,9 @@ use checkout_core::{
         ErrorKind, Form, IdempotencyKey, LineItem, List, PaymentStatus, PromotionsConsent,
         RequestOptions, SessionStatus, StripeClient, StripeConfig,
     },
-    webhook::{DEFAULT_TOLERANCE_SECS, Verifier, WebhookSecrets, unix_now},
+    webhook::{DEFAULT_TOLERANCE_SECS, Verifier, WebhookSecrets},
 };
+use integration_tests::unix_now;
 use serde_json::Value;
 use stripe_simulator::{Simulator, SimulatorConfig, demo_catalog};
 use wiremock::matchers::{method, path};
@@ -171,7 +172,7 @@ async fn sessions_line_items_and_prices_parse_in_the_clients_types() {
                 .find(|c| c.price == *p)
                 .unwrap()
                 .unit_amount
-                * *q as i64
+                * i64::try_from(*q).unwrap()
         })
         .sum();
     assert_eq!(created.amount_total, Some(expected_total));

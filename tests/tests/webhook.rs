@@ -5,8 +5,9 @@ use std::sync::Arc;
 use base64::Engine;
 use checkout_core::{
     config::{Secret, TableName},
-    events::{EventId, EventType},
+    ids::EventId,
     store::{DynamoDb, EventStore},
+    stripe::EventType,
     webhook::{self, WebhookConfig, WebhookReceiver, WebhookSecrets},
 };
 use integration_tests::*;
@@ -55,7 +56,7 @@ async fn a_signed_event_is_stored_with_what_downstream_needs() {
         json!({"event_id": "evt_stored_once", "duplicate": false})
     );
     let id: EventId = "evt_stored_once".parse().unwrap();
-    let record = EventStore::new(client, table)
+    let record = EventStore::new(table, client)
         .get(&id)
         .await
         .unwrap()
@@ -73,7 +74,7 @@ async fn a_signed_event_is_stored_with_what_downstream_needs() {
 async fn a_duplicate_delivery_answers_200_and_writes_nothing() {
     let (client, table, receiver) = setup().await;
     let body = completed("evt_sent_three_times");
-    let store = EventStore::new(client.clone(), table.clone());
+    let store = EventStore::new(table.clone(), client.clone());
     let id: EventId = "evt_sent_three_times".parse().unwrap();
 
     let first = webhook::handle(&receiver, signed_webhook(&body)).await;
@@ -153,7 +154,7 @@ async fn connect_events_keep_their_account_and_unknown_types_are_stored() {
         );
     }
 
-    let store = EventStore::new(client, table);
+    let store = EventStore::new(table, client);
     let connect = store
         .get(&"evt_connect".parse().unwrap())
         .await
@@ -193,7 +194,7 @@ async fn an_object_too_large_for_dynamodb_is_stored_without_it() {
     let response = webhook::handle(&receiver, signed_webhook(&body)).await;
 
     assert_eq!(response.status(), 200);
-    let record = EventStore::new(client, table)
+    let record = EventStore::new(table, client)
         .get(&"evt_huge".parse().unwrap())
         .await
         .unwrap()
@@ -210,11 +211,7 @@ async fn an_object_too_large_for_dynamodb_is_stored_without_it() {
 async fn api_gateway_base64_bodies_are_verified_over_the_raw_bytes() {
     let (client, table, receiver) = setup().await;
     let body = completed("evt_base64_body");
-    let signature = webhook::sign(
-        &Secret::new(WEBHOOK_SECRET),
-        webhook::unix_now(),
-        body.as_bytes(),
-    );
+    let signature = webhook::sign(&Secret::new(WEBHOOK_SECRET), unix_now(), body.as_bytes());
     let encoded = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
     let apigw_event = json!({
         "version": "2.0", "routeKey": "POST /webhooks/stripe", "rawPath": "/webhooks/stripe", "rawQueryString": "",
@@ -242,7 +239,7 @@ async fn api_gateway_base64_bodies_are_verified_over_the_raw_bytes() {
 async fn bad_requests_get_a_clear_400_and_store_nothing() {
     let (client, table, receiver) = setup().await;
     let body = completed("evt_bad_input");
-    let now = webhook::unix_now();
+    let now = unix_now();
     let secret = Secret::new(WEBHOOK_SECRET);
     let good = webhook::sign(&secret, now, body.as_bytes());
     let forged = webhook::sign(&Secret::new("whsec_attacker"), now, body.as_bytes());

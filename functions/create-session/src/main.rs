@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_SECRET_KEY"]).await?;
     let config = CheckoutConfig::from_env(&env)?;
-    let creator = &SessionCreator::from_config(config, DynamoDb::new(&sdk));
+    let creator = &SessionCreator::new(config, DynamoDb::new(&sdk));
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Error>(checkout::handle(creator, request).await)
     }))

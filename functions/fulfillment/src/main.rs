@@ -8,8 +8,10 @@
 use checkout_core::{
     aws,
     config::ProcessEnv,
-    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
-    lambda, secrets,
+    fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    lambda,
+    mail::SesMailer,
+    secrets,
     store::DynamoDb,
 };
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
@@ -21,8 +23,14 @@ async fn main() -> Result<(), Error> {
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_SECRET_KEY"]).await?;
     let config = FulfillmentConfig::from_env(&env)?;
+    let confirmation = ConfirmationConfig::from_env(&env)?;
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    let mailer = confirmation
+        .mail
+        .clone()
+        .map(|mail| SesMailer::new(mail, ses));
     // Replace ConfirmationEmail with your own `Fulfil` implementation to grant access or ship.
-    let fulfiller = ConfirmationEmail::from_env(&env, aws_sdk_sesv2::Client::new(&sdk))?;
+    let fulfiller = ConfirmationEmail::new(confirmation, mailer);
     let app = &FulfillmentApp::new(config, DynamoDb::new(&sdk), fulfiller);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::Trigger>| {
         lambda::dispatch(app, event)

@@ -6,7 +6,13 @@
 #![recursion_limit = "256"]
 
 use checkout_core::{
-    aws, config::ProcessEnv, lambda, recovery::Recovery, secrets, store::DynamoDb,
+    aws,
+    config::ProcessEnv,
+    lambda,
+    mail::SesMailer,
+    recovery::{Recovery, RecoveryConfig},
+    secrets,
+    store::DynamoDb,
 };
 use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 
@@ -21,8 +27,9 @@ async fn main() -> Result<(), Error> {
         &["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"],
     )
     .await?;
-    let recovery =
-        &Recovery::from_env(&env, DynamoDb::new(&sdk), aws_sdk_sesv2::Client::new(&sdk))?;
+    let config = RecoveryConfig::from_env(&env)?;
+    let mailer = SesMailer::new(config.mail.clone(), aws_sdk_sesv2::Client::new(&sdk));
+    let recovery = &Recovery::new(config, DynamoDb::new(&sdk), mailer);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::Trigger>| {
         lambda::dispatch(recovery, event)
     }))

@@ -16,10 +16,11 @@ use checkout_core::{
     aws,
     checkout::{CheckoutConfig, SessionCreator},
     config::{self, Layered, ProcessEnv, Secret},
-    fulfillment::{ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda::StreamAndHttp,
     mail::{MailConfig, SesMailer},
-    recovery::Recovery,
+    money::Money,
+    recovery::{Recovery, RecoveryConfig},
     store::{DynamoDb, tables},
     webhook::{WebhookConfig, WebhookReceiver},
 };
@@ -117,7 +118,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|p| Product {
                 price: p.price.clone(),
                 name: p.name.clone(),
-                amount: checkout_core::fulfillment::display_amount(p.unit_amount, &p.currency),
+                amount: Money::new(p.unit_amount, &p.currency).to_string(),
             })
             .collect(),
         None => config::optional(env, "STOREFRONT_PRICES")
@@ -175,7 +176,8 @@ async fn stripe_functions(
 ) -> Result<StripeFunctions, Box<dyn std::error::Error>> {
     let checkout = CheckoutConfig::from_env(env)?;
     let fulfillment = FulfillmentConfig::from_env(env)?;
-    let recovery_table = config::required(env, "RECOVERY_TABLE")?;
+    let confirmation = ConfirmationConfig::from_env(env)?;
+    let recovery = RecoveryConfig::from_env(env)?;
     tables::ensure(
         dynamodb,
         checkout.sessions_table.as_str(),
@@ -183,7 +185,12 @@ async fn stripe_functions(
     )
     .await?;
     tables::ensure(dynamodb, fulfillment.orders_table.as_str(), &tables::ORDERS).await?;
-    tables::ensure(dynamodb, &recovery_table, &tables::RECOVERY).await?;
+    tables::ensure(
+        dynamodb,
+        recovery.recovery_table.as_str(),
+        &tables::RECOVERY,
+    )
+    .await?;
     let ses = aws_sdk_sesv2::Client::new(sdk);
     // moto, like SES in the sandbox, only sends from a verified identity.
     let mail = MailConfig::from_env(env)?;
@@ -205,13 +212,18 @@ async fn stripe_functions(
         stripe = checkout.stripe.api_base,
         "checkout, fulfillment and recovery ready"
     );
+    let confirmation_mailer = confirmation
+        .mail
+        .clone()
+        .map(|mail| SesMailer::new(mail, ses.clone()));
+    let recovery_mailer = SesMailer::new(recovery.mail.clone(), ses);
     Ok(StripeFunctions {
-        checkout: SessionCreator::from_config(checkout, dynamodb.clone()),
+        checkout: SessionCreator::new(checkout, dynamodb.clone()),
         fulfillment: FulfillmentApp::new(
             fulfillment,
             dynamodb.clone(),
-            ConfirmationEmail::from_env(env, ses.clone())?,
+            ConfirmationEmail::new(confirmation, confirmation_mailer),
         ),
-        recovery: Recovery::from_env(env, dynamodb.clone(), ses)?,
+        recovery: Recovery::new(recovery, dynamodb.clone(), recovery_mailer),
     })
 }

@@ -62,7 +62,7 @@ pub async fn follow(dynamodb: DynamoDb, streams: Streams, table: String, consume
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&err), "get records failed")
+                    tracing::warn!(shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&err), "get records failed");
                 }
             }
         }

@@ -348,7 +348,9 @@ impl Simulator {
                         &format!("line_items[{i}][quantity]"),
                     )
                 })?;
-            let amount = price.unit_amount * quantity as i64;
+            let amount = price
+                .unit_amount
+                .saturating_mul(i64::try_from(quantity).unwrap_or(i64::MAX));
             items.push(LineItem {
                 id: format!("li_{}", random_suffix(24)),
                 description: Some(price.name.clone()),
@@ -525,7 +527,11 @@ impl Simulator {
             id: id.parse().map_err(|_| missing("payment_intent", id))?,
             amount,
             amount_received: if paid { amount } else { 0 },
-            currency: stored.session.currency.clone().unwrap_or_default(),
+            currency: stored
+                .session
+                .currency
+                .clone()
+                .ok_or_else(|| missing("payment_intent", id))?,
             status: if paid { "succeeded" } else { "processing" }.into(),
             customer: stored.session.customer.clone(),
             receipt_email: stored

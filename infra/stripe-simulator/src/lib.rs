@@ -21,7 +21,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use checkout_core::clock::Clock;
 use checkout_core::config::Secret;
+use checkout_core::money::Currency;
 use checkout_core::stripe::{CheckoutSession, LineItem};
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -43,10 +45,11 @@ pub struct CatalogPrice {
     pub product: String,
     pub name: String,
     pub unit_amount: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// The demo shop's catalog: what the storefront sells in `make dev`.
+#[must_use]
 pub fn demo_catalog() -> Vec<CatalogPrice> {
     [
         ("price_mug", "prod_mug", "Mug", 1500),
@@ -59,7 +62,7 @@ pub fn demo_catalog() -> Vec<CatalogPrice> {
         product: product.into(),
         name: name.into(),
         unit_amount: amount,
-        currency: "eur".into(),
+        currency: "eur".parse().expect("a currency code"),
     })
     .collect()
 }
@@ -114,6 +117,7 @@ pub struct Simulator {
 }
 
 impl Simulator {
+    #[must_use]
     pub fn new(config: SimulatorConfig) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -210,5 +214,5 @@ fn random_suffix(len: usize) -> String {
 }
 
 fn unix_now() -> i64 {
-    checkout_core::webhook::unix_now()
+    Clock::system().now()
 }

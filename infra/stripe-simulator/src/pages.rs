@@ -12,7 +12,7 @@ use http::{HeaderValue, Method, Response, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
 
-use checkout_core::fulfillment::display_amount as amount;
+use checkout_core::money::Money;
 
 use crate::delivery::Delivery;
 use crate::{Answer, Simulator, StoredSession, random_suffix, unix_now};
@@ -59,7 +59,7 @@ struct SessionView {
 
 fn view(stored: &StoredSession) -> SessionView {
     let s = &stored.session;
-    let currency = s.currency.clone().unwrap_or_default();
+    let currency = s.currency.as_ref();
     SessionView {
         id: s.id.to_string(),
         account: stored.account.clone(),
@@ -73,7 +73,11 @@ fn view(stored: &StoredSession) -> SessionView {
             PaymentStatus::Unpaid => "unpaid",
             PaymentStatus::NoPaymentRequired => "no_payment_required",
         },
-        total: amount(s.amount_total.unwrap_or_default(), &currency),
+        total: Money {
+            amount: s.amount_total.unwrap_or_default(),
+            currency,
+        }
+        .to_string(),
         email: s
             .customer_details
             .as_ref()
@@ -93,7 +97,7 @@ fn view(stored: &StoredSession) -> SessionView {
             .map(|i| ItemView {
                 name: i.description.clone().unwrap_or_default(),
                 quantity: i.quantity.unwrap_or(1),
-                amount: amount(i.amount_total, &i.currency),
+                amount: Money::new(i.amount_total, &i.currency).to_string(),
             })
             .collect(),
     }
@@ -224,7 +228,7 @@ impl Simulator {
         }
         let session = &mut stored.session;
         session.customer_details = Some(CustomerDetails {
-            email: email.clone(),
+            email,
             name: field("name"),
         });
         if stored.collects_consent {
@@ -391,7 +395,7 @@ impl Simulator {
             .and_then(|d| d.email.clone());
         session.customer_details = None;
         session.consent = None;
-        session.recovered_from = Some(original.session.id.clone());
+        session.recovered_from = Some(original.session.id);
         if let Some(recovery) = session
             .after_expiration
             .as_mut()

@@ -2,6 +2,7 @@
 
 use crate::config::{self as env_config, ConfigError, Source, TableName};
 use crate::ids::{AccountId, PriceId};
+use crate::money::BasisPoints;
 use crate::stripe::StripeConfig;
 
 use super::cors::Cors;
@@ -35,7 +36,7 @@ pub struct ConnectConfig {
 /// The platform's application fee: a percentage of the subtotal plus a fixed amount.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FeePolicy {
-    pub percent_basis_points: u32,
+    pub percent: BasisPoints,
     /// In the smallest currency unit; one-time payments only (Stripe takes a percent on
     /// subscriptions).
     pub fixed_amount: i64,
@@ -43,10 +44,12 @@ pub struct FeePolicy {
 
 impl FeePolicy {
     /// Rounded half up to the smallest currency unit, and never more than the subtotal.
+    #[must_use]
     pub fn fee_on(&self, subtotal: i64) -> i64 {
-        let percent =
-            (i128::from(subtotal) * i128::from(self.percent_basis_points) + 5_000) / 10_000;
-        (percent as i64 + self.fixed_amount).clamp(0, subtotal.max(0))
+        self.percent
+            .of(subtotal)
+            .saturating_add(self.fixed_amount)
+            .clamp(0, subtotal.max(0))
     }
 }
 
@@ -75,25 +78,9 @@ fn url_var(
     Ok(Some(url))
 }
 
-fn list<T: std::str::FromStr>(env: &impl Source, var: &'static str) -> Result<Vec<T>, ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    env_config::optional(env, var)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse().map_err(|e: T::Err| ConfigError::Invalid {
-                var,
-                reason: format!("{s:?}: {e}"),
-            })
-        })
-        .collect()
-}
-
 impl CheckoutConfig {
+    /// # Errors
+    /// A missing or invalid variable, named.
     pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
         let success_url = url_var(env, "CHECKOUT_SUCCESS_URL", true)?
             .ok_or(ConfigError::Missing("CHECKOUT_SUCCESS_URL"))?;
@@ -105,14 +92,7 @@ impl CheckoutConfig {
                 reason: "Stripe allows 30 minutes to 24 hours (30 to 1440)".into(),
             });
         }
-        let allowed_prices: Vec<PriceId> = list(env, "CHECKOUT_ALLOWED_PRICES")?;
-        let fee_percent: f64 = env_config::parsed_or(env, "CONNECT_FEE_PERCENT", 0.0)?;
-        if !(0.0..=100.0).contains(&fee_percent) {
-            return Err(ConfigError::Invalid {
-                var: "CONNECT_FEE_PERCENT",
-                reason: "between 0 and 100".into(),
-            });
-        }
+        let allowed_prices: Vec<PriceId> = env_config::list(env, "CHECKOUT_ALLOWED_PRICES")?;
         Ok(Self {
             stripe: StripeConfig::from_env(env)?,
             sessions_table: TableName::from_env(env, "SESSIONS_TABLE")?,
@@ -135,11 +115,11 @@ impl CheckoutConfig {
                 max_quantity: env_config::parsed_or(env, "CHECKOUT_MAX_QUANTITY", 99)?,
                 allowed_prices: (!allowed_prices.is_empty()).then_some(allowed_prices),
             },
-            cors: Cors::new(list(env, "ALLOWED_ORIGINS")?),
+            cors: Cors::new(env_config::list(env, "ALLOWED_ORIGINS")?),
             connect: ConnectConfig {
-                accounts: list(env, "CONNECT_ACCOUNTS")?,
+                accounts: env_config::list(env, "CONNECT_ACCOUNTS")?,
                 fee: FeePolicy {
-                    percent_basis_points: (fee_percent * 100.0).round() as u32,
+                    percent: env_config::parsed_or(env, "CONNECT_FEE_PERCENT", BasisPoints::ZERO)?,
                     fixed_amount: env_config::parsed_or(env, "CONNECT_FEE_FIXED", 0)?,
                 },
             },
@@ -192,7 +172,7 @@ mod tests {
     #[test]
     fn fees_round_and_never_exceed_the_subtotal() {
         let fee = FeePolicy {
-            percent_basis_points: 250,
+            percent: BasisPoints::new(250).unwrap(),
             fixed_amount: 30,
         };
         assert_eq!(fee.fee_on(2000), 80);

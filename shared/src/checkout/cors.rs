@@ -18,6 +18,7 @@ pub enum Verdict {
 }
 
 impl Cors {
+    #[must_use]
     pub fn new(origins: Vec<String>) -> Self {
         Self {
             origins: origins

@@ -6,9 +6,8 @@ use lambda_http::{Body, Request, Response};
 
 use super::cors::Verdict;
 use super::{CheckoutError, CreateSessionRequest, InvalidField, RequestUiMode, SessionCreator};
-use crate::http as api;
-use crate::stripe::IdempotencyKey;
-use crate::webhook::unix_now;
+use crate::http::{self as api, PayloadTooLarge};
+use crate::stripe::{IdempotencyKey, StripeError};
 
 /// A cart of 100 items with metadata is a few KB; anything far larger is not a cart.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -38,11 +37,7 @@ async fn create(
     request: &Request,
 ) -> Result<Response<Body>, CheckoutError> {
     let body: &[u8] = request.body().as_ref();
-    if body.len() > MAX_BODY_BYTES {
-        return Err(CheckoutError::TooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
+    PayloadTooLarge::check(body, MAX_BODY_BYTES)?;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -73,14 +68,13 @@ async fn create(
             .map_err(|message| InvalidField::new("Idempotency-Key", message))?,
     };
 
-    let created = creator.create(parsed, key, unix_now()).await?;
+    let created = creator.create(parsed, key, creator.clock().now()).await?;
     if is_form {
         let url = created.url.as_deref().unwrap_or_default();
         let mut response = Response::new(Body::Empty);
         *response.status_mut() = StatusCode::SEE_OTHER;
-        let location = HeaderValue::from_str(url).map_err(|e| {
-            CheckoutError::Stripe(crate::stripe::StripeError::Decode(e.to_string()))
-        })?;
+        let location = HeaderValue::from_str(url)
+            .map_err(|e| CheckoutError::Stripe(StripeError::Decode(e.to_string())))?;
         response.headers_mut().insert(header::LOCATION, location);
         return Ok(response);
     }

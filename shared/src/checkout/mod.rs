@@ -16,13 +16,17 @@ pub use config::{CheckoutConfig, ConnectConfig, FeePolicy};
 pub use cors::Cors;
 pub use handler::handle;
 pub use request::{
-    CreateSessionRequest, EmailAddress, InvalidField, LineItemRequest, Locale, Metadata,
-    RequestLimits, RequestMode, RequestUiMode,
+    CreateSessionRequest, EmailAddress, InvalidField, Locale, Metadata, RequestLimits, RequestMode,
+    RequestUiMode,
 };
 
+use http::StatusCode;
 use serde::Serialize;
 
+use crate::clock::Clock;
+use crate::http::{ApiError, PayloadTooLarge};
 use crate::ids::{AccountId, PriceId, SessionId};
+use crate::money::BasisPoints;
 use crate::store::{DynamoDb, SessionRecord, SessionStore, StoreError};
 use crate::stripe::{
     ErrorKind, Form, IdempotencyKey, Mode, RequestOptions, StripeClient, StripeError,
@@ -34,8 +38,8 @@ pub enum CheckoutError {
     Invalid(#[from] InvalidField),
     #[error("the body must be application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
-    #[error("the body is over the {limit}-byte limit")]
-    TooLarge { limit: usize },
+    #[error(transparent)]
+    TooLarge(#[from] PayloadTooLarge),
     #[error("origin not allowed")]
     OriginNotAllowed,
     #[error("this Idempotency-Key was already used with other parameters")]
@@ -44,6 +48,39 @@ pub enum CheckoutError {
     Stripe(#[from] StripeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ApiError for CheckoutError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge(err) => err.status(),
+            Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::Stripe(err) => err.status(),
+            Self::Store(err) => err.status(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_request",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooLarge(err) => err.code(),
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::Stripe(err) => err.code(),
+            Self::Store(err) => err.code(),
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::Invalid(invalid) => Some(&invalid.field),
+            _ => None,
+        }
+    }
 }
 
 /// The answer to a merchant page.
@@ -61,21 +98,42 @@ pub struct SessionCreator {
     config: CheckoutConfig,
     stripe: StripeClient,
     sessions: SessionStore,
+    clock: Clock,
 }
 
 impl SessionCreator {
-    pub fn from_config(config: CheckoutConfig, dynamodb: DynamoDb) -> Self {
+    #[must_use]
+    pub fn new(config: CheckoutConfig, dynamodb: DynamoDb) -> Self {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
-            sessions: SessionStore::new(dynamodb, config.sessions_table.clone()),
+            sessions: SessionStore::new(config.sessions_table.clone(), dynamodb),
             config,
+            clock: Clock::system(),
         }
     }
 
+    /// The same creator reading time from `clock` (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    #[must_use]
     pub fn config(&self) -> &CheckoutConfig {
         &self.config
     }
 
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Creates the session at Stripe under `key`, then records it.
+    ///
+    /// # Errors
+    /// A request the configuration does not allow or Stripe blames on the caller (400), a
+    /// reused key with other parameters (409), Stripe or DynamoDB failing (5xx).
     pub async fn create(
         &self,
         request: CreateSessionRequest,
@@ -152,12 +210,12 @@ impl SessionCreator {
     ) -> Result<ApplicationFee, CheckoutError> {
         let policy = &self.config.connect.fee;
         match request.mode {
-            RequestMode::Subscription => Ok(match policy.percent_basis_points {
-                0 => ApplicationFee::None,
-                bps => ApplicationFee::SubscriptionPercent(bps),
+            RequestMode::Subscription => Ok(match policy.percent {
+                BasisPoints::ZERO => ApplicationFee::None,
+                rate => ApplicationFee::SubscriptionPercent(rate),
             }),
             RequestMode::Payment => {
-                if policy.percent_basis_points == 0 {
+                if policy.percent == BasisPoints::ZERO {
                     return Ok(match policy.fixed_amount {
                         0 => ApplicationFee::None,
                         fixed => ApplicationFee::Amount(fixed),
@@ -210,12 +268,15 @@ pub enum ApplicationFee {
     None,
     /// `payment_intent_data[application_fee_amount]`, in the smallest currency unit.
     Amount(i64),
-    /// `subscription_data[application_fee_percent]`, in basis points.
-    SubscriptionPercent(u32),
+    /// `subscription_data[application_fee_percent]`.
+    SubscriptionPercent(BasisPoints),
 }
 
 impl CheckoutConfig {
     /// The exact form sent to `POST /v1/checkout/sessions`.
+    ///
+    /// # Errors
+    /// Embedded mode asked for where no return URL is configured.
     pub fn session_params(
         &self,
         request: &CreateSessionRequest,
@@ -278,36 +339,10 @@ impl CheckoutConfig {
             ApplicationFee::Amount(amount) => {
                 form.push("payment_intent_data[application_fee_amount]", amount);
             }
-            ApplicationFee::SubscriptionPercent(bps) => {
-                form.push(
-                    "subscription_data[application_fee_percent]",
-                    format_percent(*bps),
-                );
+            ApplicationFee::SubscriptionPercent(rate) => {
+                form.push("subscription_data[application_fee_percent]", rate);
             }
         }
         Ok(form)
-    }
-}
-
-/// Basis points as Stripe's decimal percent: 250 -> "2.5", 1000 -> "10".
-fn format_percent(bps: u32) -> String {
-    let whole = bps / 100;
-    match bps % 100 {
-        0 => whole.to_string(),
-        frac if frac % 10 == 0 => format!("{whole}.{}", frac / 10),
-        frac => format!("{whole}.{frac:02}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_formatting() {
-        assert_eq!(format_percent(250), "2.5");
-        assert_eq!(format_percent(1000), "10");
-        assert_eq!(format_percent(1), "0.01");
-        assert_eq!(format_percent(1234), "12.34");
     }
 }

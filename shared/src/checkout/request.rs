@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::ids::{AccountId, CustomerId, PriceId};
 pub use crate::mail::EmailAddress;
-use crate::stripe::{Mode, UiMode};
+use crate::stripe::{LineItemRequest, Mode, UiMode};
 
 /// Stripe's cap on line items in one session.
 pub const MAX_LINE_ITEMS: usize = 100;
@@ -61,16 +61,10 @@ impl From<Locale> for String {
 }
 
 impl Locale {
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LineItemRequest {
-    pub price: PriceId,
-    pub quantity: u32,
 }
 
 /// Stripe's metadata limits: 50 keys, keys up to 40 characters without square brackets,
@@ -176,6 +170,8 @@ pub struct RequestLimits {
 }
 
 impl CreateSessionRequest {
+    /// # Errors
+    /// A field that is missing, unknown, malformed or over the limits, named.
     pub fn from_json(body: &[u8], limits: &RequestLimits) -> Result<Self, InvalidField> {
         let mut de = serde_json::Deserializer::from_slice(body);
         let request: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -201,6 +197,9 @@ impl CreateSessionRequest {
     /// An HTML form post: `price`/`quantity` for one item, or `line_items[N][price]` and
     /// `line_items[N][quantity]`; `metadata[key]`; other fields by name. Mode defaults to
     /// payment, since the quick-start form is a bare button.
+    ///
+    /// # Errors
+    /// A field that is missing, unknown, malformed or over the limits, named.
     pub fn from_form(body: &[u8], limits: &RequestLimits) -> Result<Self, InvalidField> {
         let mut fields = Map::new();
         let mut items: BTreeMap<usize, Map<String, Value>> = BTreeMap::new();

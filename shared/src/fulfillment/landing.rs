@@ -7,10 +7,11 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
-use crate::http as api;
+use crate::http::{self as api, ApiError};
 use crate::ids::SessionId;
-use crate::store::{FulfillmentState, OrderLine, StoreError};
-use crate::webhook::unix_now;
+use crate::money::Currency;
+use crate::store::{FulfillmentState, OrderLine, SessionStore, StoreError};
+use crate::stripe::PaymentStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LandingError {
@@ -20,6 +21,32 @@ pub enum LandingError {
     UnknownSession,
     #[error(transparent)]
     Fulfillment(FulfillmentError),
+}
+
+/// A Stripe that is overloaded or out of reach is worth retrying (503), as is DynamoDB or a
+/// failed `Fulfil`; anything else Stripe refused is a gateway error (502).
+impl ApiError for LandingError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidSessionId(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownSession => StatusCode::NOT_FOUND,
+            Self::Fulfillment(FulfillmentError::Stripe(err)) => err.status(),
+            Self::Fulfillment(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidSessionId(_) => "invalid_request",
+            Self::UnknownSession => "not_found",
+            Self::Fulfillment(FulfillmentError::Stripe(err)) => err.code(),
+            Self::Fulfillment(_) => "fulfillment_unavailable",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        matches!(self, Self::InvalidSessionId(_)).then_some("session_id")
+    }
 }
 
 impl From<FulfillmentError> for LandingError {
@@ -44,18 +71,18 @@ pub struct LandingPage {
     /// `fulfilled`, `awaiting_payment`, `processing` or `payment_failed`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payment_status: Option<crate::stripe::PaymentStatus>,
+    pub payment_status: Option<PaymentStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line_items: Option<Vec<OrderLine>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amount_total: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
 }
 
 pub async fn handle<F: Fulfil>(
     fulfillment: &Fulfillment<F>,
-    sessions: &crate::store::SessionStore,
+    sessions: &SessionStore,
     request: Request,
     deadline: Option<i64>,
 ) -> Response<Body> {
@@ -70,7 +97,7 @@ pub async fn handle<F: Fulfil>(
 
 async fn page<F: Fulfil>(
     fulfillment: &Fulfillment<F>,
-    sessions: &crate::store::SessionStore,
+    sessions: &SessionStore,
     request: &Request,
     deadline: Option<i64>,
 ) -> Result<LandingPage, LandingError> {
@@ -86,7 +113,7 @@ async fn page<F: Fulfil>(
         .get(&session_id)
         .await?
         .and_then(|record| record.account);
-    let now = unix_now();
+    let now = fulfillment.clock().now();
     let outcome = fulfillment
         .fulfill_checkout(
             &session_id,
@@ -111,13 +138,13 @@ async fn page<F: Fulfil>(
             page.payment_status = order.payment_status;
             if let Some(details) = order.details {
                 page.amount_total = Some(details.amount_total);
-                page.currency = Some(details.currency);
+                page.currency = details.currency;
                 page.line_items = Some(details.line_items);
             }
         }
         Outcome::AwaitingPayment => {
             page.status = "awaiting_payment";
-            page.payment_status = Some(crate::stripe::PaymentStatus::Unpaid);
+            page.payment_status = Some(PaymentStatus::Unpaid);
         }
         Outcome::PaymentFailed => page.status = "payment_failed",
         Outcome::InProgressElsewhere => {}

@@ -3,15 +3,14 @@
 //! (`ReportBatchItemFailures`) so one bad record neither blocks nor repeats the others.
 
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use tracing::Instrument;
 
 use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
-use crate::events::{AccountId, EventType};
-use crate::ids::{PaymentIntentId, SessionId};
-use crate::store::EventRecord;
-use crate::stripe::PaymentIntent;
-use crate::webhook::unix_now;
+use crate::ids::{AccountId, PaymentIntentId, SessionId};
+use crate::lambda;
+use crate::store::{EventRecord, StoreError};
+use crate::stripe::{EventType, PaymentIntent};
 
 /// A record to retry (transient error, or another invocation holds the order).
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +21,8 @@ enum Retry {
     Busy,
 }
 
-impl From<crate::store::StoreError> for Retry {
-    fn from(err: crate::store::StoreError) -> Self {
+impl From<StoreError> for Retry {
+    fn from(err: StoreError) -> Self {
         Self::Failed(err.into())
     }
 }
@@ -39,9 +38,7 @@ pub async fn handle<F: Fulfil>(
         let sequence = record.change.sequence_number.clone();
         if let Err(err) = process(fulfillment, record, deadline).await {
             tracing::warn!(error = %err, sequence = sequence.as_deref(), "stream record will be retried");
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = sequence;
-            response.batch_item_failures.push(failure);
+            lambda::retry_later(&mut response, sequence);
         }
     }
     response
@@ -87,7 +84,7 @@ async fn act<F: Fulfil>(
     event: &EventRecord,
     deadline: Option<i64>,
 ) -> Result<(), Retry> {
-    let now = unix_now();
+    let now = fulfillment.clock().now();
     let lease_until = fulfillment.lease_until(now, deadline);
     let account = event.account.as_ref();
     match event.kind {

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{DynamoDb, StoreError, conditional_write};
 use crate::config::TableName;
-use crate::events::{AccountId, Event, EventId, EventType};
+use crate::ids::{AccountId, EventId};
+use crate::stripe::{Event, EventType};
 
 /// DynamoDB refuses items over 400 KB. Stripe objects are far smaller, but a body may be up
 /// to 1 MiB; rather than fail such an event forever (Stripe would retry it for days), it is
@@ -37,6 +38,7 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
+    #[must_use]
     pub fn new(event: &Event, received_at: i64, retention_secs: i64) -> Self {
         let object_ref = event.object_ref().unwrap_or_default();
         let raw = event.data.object.get();
@@ -72,12 +74,16 @@ pub struct EventStore {
 impl EventStore {
     pub const KEY: &'static str = "event_id";
 
-    pub fn new(client: DynamoDb, table: TableName) -> Self {
+    #[must_use]
+    pub fn new(table: TableName, client: DynamoDb) -> Self {
         Self { client, table }
     }
 
     /// Stores the record unless one with the same event id exists: one conditional PutItem,
     /// so concurrent deliveries of an event leave exactly one record and one `New`.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn record_once(&self, record: &EventRecord) -> Result<Recorded, StoreError> {
         let item = serde_dynamo::to_item(record)?;
         let result = self
@@ -99,6 +105,9 @@ impl EventStore {
     }
 
     /// Reads a stored event back (tests, the local stack's tools, backfills).
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn get(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
         super::get_item(&self.client, &self.table, Self::KEY, id.as_str()).await
     }

@@ -15,9 +15,11 @@ pub use sessions::{SessionRecord, SessionStore};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::config::TableName;
+use crate::http::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +32,20 @@ pub enum StoreError {
     },
     #[error("the record could not be encoded for DynamoDB: {0}")]
     Encoding(#[from] serde_dynamo::Error),
+}
+
+/// DynamoDB out of reach is worth retrying (503); a record that cannot be encoded is a bug.
+impl ApiError for StoreError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Encoding(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        "storage_unavailable"
+    }
 }
 
 impl StoreError {

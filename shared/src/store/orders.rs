@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{DynamoDb, StoreError, conditional_write, n, s};
 use crate::config::TableName;
 use crate::ids::AccountId;
+use crate::money::Currency;
 use crate::stripe::PaymentStatus;
 
 /// Where an order stands. The lease exists only while in progress, by construction.
@@ -37,6 +38,7 @@ pub enum FulfillmentState {
 }
 
 impl FulfillmentState {
+    #[must_use]
     pub fn name(&self) -> &'static str {
         match self {
             Self::AwaitingPayment => "awaiting_payment",
@@ -52,7 +54,13 @@ impl FulfillmentState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderDetails {
     pub line_items: Vec<OrderLine>,
-    pub currency: String,
+    /// Stripe gives every paid session a currency; `None` only for one that paid nothing.
+    #[serde(
+        default,
+        deserialize_with = "crate::money::empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub currency: Option<Currency>,
     pub amount_subtotal: i64,
     pub amount_total: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,15 +118,21 @@ pub struct OrderStore {
 impl OrderStore {
     pub const KEY: &'static str = "order_id";
 
-    pub fn new(client: DynamoDb, table: TableName) -> Self {
+    #[must_use]
+    pub fn new(table: TableName, client: DynamoDb) -> Self {
         Self { client, table }
     }
 
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn get(&self, order_id: &str) -> Result<Option<OrderRecord>, StoreError> {
         super::get_item(&self.client, &self.table, Self::KEY, order_id).await
     }
 
     /// Claims the order unless it is fulfilled or held under a live lease.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn claim(
         &self,
         order_id: &str,
@@ -167,6 +181,9 @@ impl OrderStore {
 
     /// Marks a claimed order fulfilled with its details. `false` when the claim was lost
     /// (the lease expired and another invocation took over).
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn complete(
         &self,
         order_id: &str,
@@ -195,6 +212,9 @@ impl OrderStore {
     }
 
     /// Gives a claim back after a failed fulfilment so the next retry can take it at once.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn release(&self, order_id: &str, owner: &str, now: i64) -> Result<(), StoreError> {
         let result = self
             .client
@@ -216,6 +236,9 @@ impl OrderStore {
     /// Records a state other than in progress/fulfilled, but never over a fulfilled order or a
     /// live claim, and never over any state in `keep` (so a late "processing" does not undo a
     /// recorded failure). Returns whether it was written.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn record(
         &self,
         order_id: &str,

@@ -28,6 +28,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::NoEmail => "no_email",
@@ -89,12 +90,16 @@ fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) 
 impl RecoveryStore {
     pub const KEY: &'static str = "pk";
 
-    pub fn new(client: DynamoDb, table: TableName) -> Self {
+    #[must_use]
+    pub fn new(table: TableName, client: DynamoDb) -> Self {
         Self { client, table }
     }
 
     /// Why sending would be refused right now, read without writing: lets the caller skip
     /// the Stripe calls (line items, promotion code) for the common refusals.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn precheck(
         &self,
         claim: &RecoveryClaim<'_>,
@@ -128,6 +133,9 @@ impl RecoveryStore {
     /// Claims the right to send: one transaction that fails if this session was already
     /// claimed, or if the address opted out, bought since the session was created, or got a
     /// recovery email within the cooldown. `Err(reason)` says which.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn claim(
         &self,
         claim: &RecoveryClaim<'_>,
@@ -197,6 +205,9 @@ impl RecoveryStore {
     }
 
     /// Records the send. Keyed on the owner so a stale claimant cannot overwrite.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn mark_sent(
         &self,
         session: &SessionId,
@@ -234,6 +245,9 @@ impl RecoveryStore {
 
     /// Undoes a claim whose send failed, so the stream's retry can send: the session claim is
     /// deleted and the address's cooldown goes back to what it was.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn release(
         &self,
         session: &SessionId,
@@ -267,6 +281,9 @@ impl RecoveryStore {
     }
 
     /// Records an opt-out (idempotent: the first time is kept).
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn unsubscribe(&self, address_hash: &str, now: i64) -> Result<(), StoreError> {
         self.client
             .update_item()
@@ -284,6 +301,8 @@ impl RecoveryStore {
         Ok(())
     }
 
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn is_unsubscribed(&self, address_hash: &str) -> Result<bool, StoreError> {
         Ok(self
             .item(address_key(address_hash))
@@ -292,6 +311,9 @@ impl RecoveryStore {
     }
 
     /// Records a purchase by this address at `at` (when its session completed); keeps the latest.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn record_purchase(&self, address_hash: &str, at: i64) -> Result<(), StoreError> {
         let result = self
             .client
@@ -309,6 +331,9 @@ impl RecoveryStore {
     }
 
     /// Marks an emailed session converted (its recovery URL led to a purchase), once.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn convert(
         &self,
         session: &SessionId,
@@ -334,6 +359,9 @@ impl RecoveryStore {
     }
 
     /// Claims the one payment-failed notice of a session.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn claim_failure_notice(
         &self,
         session: &SessionId,
@@ -354,6 +382,8 @@ impl RecoveryStore {
         conditional_write("PutItem", result)
     }
 
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn release_failure_notice(
         &self,
         session: &SessionId,
@@ -373,6 +403,9 @@ impl RecoveryStore {
     }
 
     /// A raw record, for tests and tools.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn item(
         &self,
         key: AttributeValue,
@@ -389,6 +422,8 @@ impl RecoveryStore {
         Ok(output.item)
     }
 
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn session_item(
         &self,
         session: &SessionId,

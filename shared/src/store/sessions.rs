@@ -4,10 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DynamoDb, StoreError, conditional_write};
-use crate::checkout::LineItemRequest;
 use crate::config::TableName;
 use crate::ids::{AccountId, CustomerId, SessionId};
-use crate::stripe::Mode;
+use crate::stripe::{LineItemRequest, Mode};
 
 /// Kept 45 days past expiry: a recovery URL stays usable 30 days after the session expires.
 const RETENTION_AFTER_EXPIRY_SECS: i64 = 45 * 86_400;
@@ -43,12 +42,16 @@ pub struct SessionStore {
 impl SessionStore {
     pub const KEY: &'static str = "session_id";
 
-    pub fn new(client: DynamoDb, table: TableName) -> Self {
+    #[must_use]
+    pub fn new(table: TableName, client: DynamoDb) -> Self {
         Self { client, table }
     }
 
     /// Records a created session. A replayed create (same Idempotency-Key) returns the same
     /// session, whose record is already there and stays as first written.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn record(&self, record: &SessionRecord) -> Result<(), StoreError> {
         let item = serde_dynamo::to_item(Item {
             record,
@@ -66,6 +69,8 @@ impl SessionStore {
         conditional_write("PutItem", result).map(drop)
     }
 
+    /// # Errors
+    /// DynamoDB failed, or an item read back is not of this shape.
     pub async fn get(&self, id: &SessionId) -> Result<Option<SessionRecord>, StoreError> {
         super::get_item(&self.client, &self.table, Self::KEY, id.as_str()).await
     }

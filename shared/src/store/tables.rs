@@ -41,6 +41,9 @@ pub const RECOVERY: TableSpec = TableSpec {
 };
 
 /// Creates the table if it does not exist yet, then enables its TTL.
+///
+/// # Errors
+/// DynamoDB refused to create the table or to enable its TTL.
 pub async fn ensure(client: &DynamoDb, name: &str, spec: &TableSpec) -> Result<(), StoreError> {
     let mut create = client
         .create_table()

@@ -1,6 +1,9 @@
 //! Stripe's error JSON (`{"error":{"type","code","message","param"}}`) as a typed error.
 
+use http::StatusCode;
 use serde::Deserialize;
+
+use crate::http::ApiError;
 
 /// Stripe's error `type`s, plus the HTTP-level cases it does not type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,7 @@ pub enum StripeError {
 }
 
 impl StripeError {
+    #[must_use]
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
             Self::Api { kind, .. } => Some(*kind),
@@ -42,8 +46,33 @@ impl StripeError {
         }
     }
 
+    #[must_use]
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Api { status: 404, .. })
+    }
+
+    /// Stripe overloaded or out of reach: the same request may succeed later.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::Network(_))
+            || self.kind() == Some(ErrorKind::RateLimit)
+    }
+}
+
+/// What a caller of the bundle sees when Stripe failed it: worth retrying (503) when Stripe is
+/// overloaded or out of reach; otherwise a gateway error (502), since anything else Stripe
+/// refused is the bundle's or its configuration's fault (a wrong key, a Stripe fault).
+impl ApiError for StripeError {
+    fn status(&self) -> StatusCode {
+        if self.is_transient() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_GATEWAY
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        "stripe_unavailable"
     }
 }
 

@@ -5,6 +5,7 @@
 pub struct Form(Vec<(String, String)>);
 
 impl Form {
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
@@ -21,10 +22,12 @@ impl Form {
         self
     }
 
+    #[must_use]
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0
     }
 
+    #[must_use]
     pub fn encode(&self) -> String {
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs(self.0.iter())

@@ -7,8 +7,11 @@
 //! POST kept across retries, and retries with exponential backoff and full jitter on network
 //! errors, 409, 429 and 5xx, honouring `Stripe-Should-Retry`, never on other 4xx.
 
+mod config;
 mod error;
+mod event;
 mod form;
+mod idempotency;
 mod types;
 
 use std::time::Duration;
@@ -20,107 +23,25 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
+pub use config::StripeConfig;
 pub use error::{ErrorKind, StripeError};
+pub use event::{Event, EventData, EventError, EventType, ObjectRef};
 pub use form::Form;
+pub use idempotency::IdempotencyKey;
 pub use types::*;
 
-use crate::config::{self, ConfigError, Secret, Source};
 use crate::ids::{AccountId, PaymentIntentId, PriceId, SessionId};
 
 /// The API version every request pins, so Stripe's answers keep the shapes in `types`.
 pub const API_VERSION: &str = "2025-03-31.basil";
-const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 /// Stripe answers are small; this only stops a runaway body.
 const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
-
-#[derive(Debug, Clone)]
-pub struct StripeConfig {
-    pub secret_key: Secret,
-    pub api_base: String,
-    pub timeout: Duration,
-    pub max_retries: u32,
-    /// First retry waits up to this long; each next one doubles, capped at `max_backoff`.
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl StripeConfig {
-    pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
-        let var = "STRIPE_SECRET_KEY";
-        let key = config::required(env, var)?;
-        if !(key.starts_with("sk_") || key.starts_with("rk_")) {
-            return Err(ConfigError::Invalid {
-                var,
-                reason: "expected a secret (sk_…) or restricted (rk_…) API key".into(),
-            });
-        }
-        let var = "STRIPE_API_BASE";
-        let api_base = config::optional(env, var).unwrap_or_else(|| DEFAULT_API_BASE.into());
-        let api_base =
-            check_api_base(&api_base).map_err(|reason| ConfigError::Invalid { var, reason })?;
-        Ok(Self {
-            secret_key: Secret::new(key),
-            api_base,
-            timeout: Duration::from_secs(config::parsed_or(env, "STRIPE_TIMEOUT_SECS", 10)?),
-            max_retries: config::parsed_or(env, "STRIPE_MAX_RETRIES", 2)?,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(5),
-        })
-    }
-}
-
-/// The API key travels in every request: plain HTTP is only allowed to loopback (tests, the
-/// local simulator).
-fn check_api_base(base: &str) -> Result<String, String> {
-    let uri: http::Uri = base.parse().map_err(|_| format!("{base:?} is not a URL"))?;
-    let loopback = matches!(uri.host(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    match uri.scheme_str() {
-        Some("https") => {}
-        Some("http") if loopback => {}
-        _ => return Err("must be https:// (http:// only to 127.0.0.1 or localhost)".into()),
-    }
-    Ok(base.trim_end_matches('/').to_string())
-}
 
 /// Per-request options: the connected account, and for POSTs the idempotency key.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestOptions<'a> {
     pub account: Option<&'a AccountId>,
     pub idempotency_key: Option<&'a IdempotencyKey>,
-}
-
-/// An `Idempotency-Key`: the same key for every attempt of one logical request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    /// A fresh random key, for requests the caller gave no key for.
-    pub fn generate(namespace: &str) -> Self {
-        let mut bytes = [0u8; 16];
-        getrandom::getrandom(&mut bytes).expect("the OS random source is available");
-        Self(format!("{namespace}:{}", hex::encode(bytes)))
-    }
-
-    /// A key derived from the caller's, namespaced so it cannot collide with keys the bundle
-    /// makes for other requests. Stripe accepts up to 255 characters.
-    pub fn from_caller(namespace: &str, caller_key: &str) -> Result<Self, String> {
-        let ok = (1..=200).contains(&caller_key.len())
-            && caller_key.bytes().all(|b| b.is_ascii_graphic());
-        if ok {
-            Ok(Self(format!("{namespace}:caller:{caller_key}")))
-        } else {
-            Err("Idempotency-Key must be 1 to 200 visible ASCII characters".into())
-        }
-    }
-
-    /// A key derived from a stable name (an order, an email), so a retried job reuses it.
-    pub fn derived(namespace: &str, name: &str) -> Self {
-        Self(format!("{namespace}:{name}"))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -132,6 +53,7 @@ pub struct StripeClient {
 }
 
 impl StripeClient {
+    #[must_use]
     pub fn new(config: StripeConfig) -> Self {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
@@ -146,6 +68,9 @@ impl StripeClient {
     }
 
     /// `POST /v1/checkout/sessions`.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn create_checkout_session(
         &self,
         params: &Form,
@@ -156,6 +81,9 @@ impl StripeClient {
     }
 
     /// `GET /v1/checkout/sessions/{id}?expand[]=line_items`.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn retrieve_checkout_session(
         &self,
         id: &SessionId,
@@ -177,6 +105,9 @@ impl StripeClient {
     }
 
     /// Every line item of a session, following `has_more` with `starting_after`.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn list_line_items(
         &self,
         id: &SessionId,
@@ -204,6 +135,9 @@ impl StripeClient {
     }
 
     /// `GET /v1/payment_intents/{id}`.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn retrieve_payment_intent(
         &self,
         id: &PaymentIntentId,
@@ -224,6 +158,9 @@ impl StripeClient {
 
     /// The Checkout Session a PaymentIntent belongs to, if any
     /// (`GET /v1/checkout/sessions?payment_intent=…`).
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn session_for_payment_intent(
         &self,
         id: &PaymentIntentId,
@@ -242,6 +179,9 @@ impl StripeClient {
     }
 
     /// `GET /v1/prices/{id}`: the server-side source of amounts (application fees).
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn retrieve_price(
         &self,
         id: &PriceId,
@@ -261,6 +201,9 @@ impl StripeClient {
     }
 
     /// `POST /v1/promotion_codes`.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn create_promotion_code(
         &self,
         params: &Form,
@@ -271,6 +214,9 @@ impl StripeClient {
     }
 
     /// `GET /v1/events`: one page, for backfilling events a webhook outage missed.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
     pub async fn list_events(
         &self,
         query: &Form,
@@ -309,7 +255,7 @@ impl StripeClient {
             tracing::warn!(
                 path,
                 attempt,
-                delay_ms = delay.as_millis() as u64,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 "retrying Stripe request"
             );
             tokio::time::sleep(delay).await;
@@ -436,56 +382,4 @@ enum Attempt {
         retry_after: Option<Duration>,
     },
     Failed(StripeError),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_base_must_be_https_except_on_loopback() {
-        assert_eq!(
-            check_api_base("https://api.stripe.com/").unwrap(),
-            "https://api.stripe.com"
-        );
-        assert!(check_api_base("http://127.0.0.1:12111").is_ok());
-        assert!(check_api_base("http://localhost:12111").is_ok());
-        assert!(check_api_base("http://api.stripe.com").is_err());
-        assert!(check_api_base("ftp://x").is_err());
-        assert!(check_api_base("not a url").is_err());
-    }
-
-    #[test]
-    fn config_names_the_bad_variable() {
-        let err = StripeConfig::from_env(&[("STRIPE_SECRET_KEY", "pk_test_1")]).unwrap_err();
-        assert!(err.to_string().contains("STRIPE_SECRET_KEY"));
-        let err = StripeConfig::from_env(&[
-            ("STRIPE_SECRET_KEY", "sk_test_1"),
-            ("STRIPE_API_BASE", "http://evil.example"),
-        ])
-        .unwrap_err();
-        assert!(err.to_string().contains("STRIPE_API_BASE"));
-        assert!(
-            !format!(
-                "{:?}",
-                StripeConfig::from_env(&[("STRIPE_SECRET_KEY", "sk_test_secret")]).unwrap()
-            )
-            .contains("sk_test_secret")
-        );
-    }
-
-    #[test]
-    fn idempotency_keys_are_namespaced_and_checked() {
-        let a = IdempotencyKey::generate("checkout");
-        assert!(a.as_str().starts_with("checkout:") && a != IdempotencyKey::generate("checkout"));
-        assert_eq!(
-            IdempotencyKey::from_caller("checkout", "abc-123")
-                .unwrap()
-                .as_str(),
-            "checkout:caller:abc-123"
-        );
-        assert!(IdempotencyKey::from_caller("checkout", "").is_err());
-        assert!(IdempotencyKey::from_caller("checkout", "has space").is_err());
-        assert!(IdempotencyKey::from_caller("checkout", &"x".repeat(201)).is_err());
-    }
 }

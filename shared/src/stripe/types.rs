@@ -6,6 +6,16 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerId, PaymentIntentId, PriceId, SessionId};
+use crate::money::Currency;
+
+/// One `line_items[]` entry of a session to create: a Price ID and a quantity. Amounts are
+/// never part of it: Stripe reads them from the price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineItemRequest {
+    pub price: PriceId,
+    pub quantity: u32,
+}
 
 /// A page of a Stripe list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,7 +123,7 @@ pub struct CheckoutSession {
     #[serde(default)]
     pub amount_total: Option<i64>,
     #[serde(default)]
-    pub currency: Option<String>,
+    pub currency: Option<Currency>,
     #[serde(default)]
     pub locale: Option<String>,
     #[serde(default)]
@@ -141,7 +151,7 @@ pub struct Price {
     pub product: Option<serde_json::Value>,
     #[serde(default)]
     pub unit_amount: Option<i64>,
-    pub currency: String,
+    pub currency: Currency,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
 }
@@ -155,7 +165,7 @@ pub struct LineItem {
     pub quantity: Option<u64>,
     pub amount_subtotal: i64,
     pub amount_total: i64,
-    pub currency: String,
+    pub currency: Currency,
     #[serde(default)]
     pub price: Option<Price>,
 }
@@ -187,7 +197,7 @@ pub struct PaymentIntent {
     pub amount: i64,
     #[serde(default)]
     pub amount_received: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub status: String,
     #[serde(default)]
     pub customer: Option<CustomerId>,

@@ -4,31 +4,58 @@
 
 mod signature;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 pub use signature::{DEFAULT_TOLERANCE_SECS, SignatureError, Verifier, WebhookSecrets, sign};
 
+use crate::clock::Clock;
 use crate::config::{self, ConfigError, Source, TableName};
-use crate::events::{Event, EventError, EventId};
+use crate::http::{self as api, ApiError, PayloadTooLarge};
+use crate::ids::EventId;
 use crate::store::{DynamoDb, EventRecord, EventStore, Recorded, StoreError};
+use crate::stripe::{Event, EventError};
 
 /// Bodies over this are refused before any work; Stripe events are a few KB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    #[error("the body is over the {limit}-byte limit")]
-    TooLarge { limit: usize },
+    #[error(transparent)]
+    TooLarge(#[from] PayloadTooLarge),
     #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error(transparent)]
     Event(#[from] EventError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ApiError for WebhookError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::TooLarge(err) => err.status(),
+            Self::Signature(_) | Self::Event(_) => StatusCode::BAD_REQUEST,
+            Self::Store(err) => err.status(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge(err) => err.code(),
+            Self::Signature(SignatureError::MissingHeader) => "signature_missing",
+            Self::Signature(SignatureError::OutsideTolerance { .. }) => {
+                "signature_timestamp_out_of_tolerance"
+            }
+            Self::Signature(SignatureError::Mismatch) => "signature_mismatch",
+            Self::Signature(SignatureError::MalformedHeader(_) | SignatureError::NoV1Signature) => {
+                "signature_malformed"
+            }
+            Self::Event(_) => "invalid_event",
+            Self::Store(err) => err.code(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +67,8 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
+    /// # Errors
+    /// A missing or invalid variable, named.
     pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
         let var = "STRIPE_WEBHOOK_SECRET";
         let secrets = WebhookSecrets::parse(&config::required(env, var)?)
@@ -68,28 +97,39 @@ pub struct WebhookReceiver {
     verifier: Verifier,
     store: EventStore,
     retention_secs: i64,
+    clock: Clock,
 }
 
 impl WebhookReceiver {
+    #[must_use]
     pub fn new(config: WebhookConfig, dynamodb: DynamoDb) -> Self {
         Self {
             verifier: Verifier::new(config.secrets, config.tolerance_secs),
-            store: EventStore::new(dynamodb, config.events_table),
+            store: EventStore::new(config.events_table, dynamodb),
             retention_secs: i64::from(config.retention_days) * 86_400,
+            clock: Clock::system(),
         }
     }
 
+    /// The same receiver reading time from `clock` (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Verifies, parses and stores one delivery; `Ok` means the event is durably stored.
+    ///
+    /// # Errors
+    /// The body is too large, its signature does not hold, it is not an event (4xx), or
+    /// DynamoDB failed (5xx, so Stripe retries).
     pub async fn receive(
         &self,
         signature: Option<&[u8]>,
         body: &[u8],
         now: i64,
     ) -> Result<Receipt, WebhookError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(WebhookError::TooLarge {
-                limit: MAX_BODY_BYTES,
-            });
-        }
+        PayloadTooLarge::check(body, MAX_BODY_BYTES)?;
         self.verifier.verify(signature, body, now)?;
         let event = Event::parse(body)?;
         let record = EventRecord::new(&event, now, self.retention_secs);
@@ -114,7 +154,7 @@ impl WebhookReceiver {
 /// `POST /webhooks/stripe`: the HTTP handler the Lambda and the local stack both run.
 pub async fn handle(receiver: &WebhookReceiver, request: Request) -> Response<Body> {
     if request.method() != Method::POST {
-        return crate::http::method_not_allowed("POST");
+        return api::method_not_allowed("POST");
     }
     let signature = request
         .headers()
@@ -123,15 +163,11 @@ pub async fn handle(receiver: &WebhookReceiver, request: Request) -> Response<Bo
     // lambda_http has already decoded an API Gateway base64 body: these are the raw bytes
     // Stripe signed.
     let body: &[u8] = request.body().as_ref();
-    match receiver.receive(signature, body, unix_now()).await {
-        Ok(receipt) => crate::http::json(StatusCode::OK, &receipt),
-        Err(err) => crate::http::error(&err),
+    match receiver
+        .receive(signature, body, receiver.clock.now())
+        .await
+    {
+        Ok(receipt) => api::json(StatusCode::OK, &receipt),
+        Err(err) => api::error(&err),
     }
-}
-
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }

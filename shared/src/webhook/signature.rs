@@ -37,6 +37,8 @@ pub enum SignatureError {
 pub struct WebhookSecrets(Vec<Secret>);
 
 impl WebhookSecrets {
+    /// # Errors
+    /// No secret, or one that is not a `whsec_` secret.
     pub fn parse(list: &str) -> Result<Self, String> {
         let secrets: Vec<Secret> = list
             .split(',')
@@ -108,6 +110,7 @@ fn parse_header(header: &[u8]) -> Result<ParsedHeader, SignatureError> {
 }
 
 impl Verifier {
+    #[must_use]
     pub fn new(secrets: WebhookSecrets, tolerance_secs: u64) -> Self {
         Self {
             secrets,
@@ -116,6 +119,9 @@ impl Verifier {
     }
 
     /// Verifies `payload` (the exact raw body bytes) against the header at time `now`.
+    ///
+    /// # Errors
+    /// No header, a malformed one, a timestamp outside the tolerance, or no signature that matches.
     pub fn verify(
         &self,
         header: Option<&[u8]>,
@@ -160,6 +166,7 @@ fn signed_payload_mac(secret: &Secret, timestamp: &str, payload: &[u8]) -> HmacS
 
 /// Builds a `Stripe-Signature` header value the way Stripe does. Production never signs; the
 /// tests, the local Stripe simulator and `make dev` examples do, with the same code that verifies.
+#[must_use]
 pub fn sign(secret: &Secret, timestamp: i64, payload: &[u8]) -> String {
     let tag = signed_payload_mac(secret, &timestamp.to_string(), payload).finalize();
     format!("t={timestamp},v1={}", hex::encode(tag.into_bytes()))

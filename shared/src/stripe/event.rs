@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-pub use crate::ids::{AccountId, EventId};
+use crate::ids::{AccountId, EventId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
@@ -48,6 +48,7 @@ impl EventType {
         ),
     ];
 
+    #[must_use]
     pub fn as_str(&self) -> &str {
         match self {
             Self::Other(other) => other,
@@ -112,11 +113,16 @@ pub struct ObjectRef {
 }
 
 impl Event {
+    /// # Errors
+    /// The body is not JSON of a Stripe event, or an id is malformed.
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
         Ok(serde_json::from_slice(body)?)
     }
 
     /// The id and type of `data.object`. Some objects (a `balance`) have no id.
+    ///
+    /// # Errors
+    /// `data.object` is not a JSON object.
     pub fn object_ref(&self) -> Result<ObjectRef, EventError> {
         Ok(serde_json::from_str(self.data.object.get())?)
     }

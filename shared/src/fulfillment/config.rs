@@ -1,0 +1,29 @@
+//! The fulfillment function's configuration, read once at cold start.
+
+use crate::config::{self, ConfigError, Source, TableName};
+use crate::stripe::StripeConfig;
+
+#[derive(Debug, Clone)]
+pub struct FulfillmentConfig {
+    pub stripe: StripeConfig,
+    pub orders_table: TableName,
+    pub sessions_table: TableName,
+    /// Leases are the invocation's own deadline plus this margin (clock skew).
+    pub lease_margin_secs: i64,
+    /// Lease used where no deadline is known (the local stack).
+    pub default_lease_secs: i64,
+}
+
+impl FulfillmentConfig {
+    /// # Errors
+    /// A missing or invalid variable, named.
+    pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            stripe: StripeConfig::from_env(env)?,
+            orders_table: TableName::from_env(env, "ORDERS_TABLE")?,
+            sessions_table: TableName::from_env(env, "SESSIONS_TABLE")?,
+            lease_margin_secs: config::parsed_or(env, "FULFILLMENT_LEASE_MARGIN_SECS", 5)?,
+            default_lease_secs: config::parsed_or(env, "FULFILLMENT_DEFAULT_LEASE_SECS", 30)?,
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! The default fulfilment of a generic bundle: the order is written to the orders table (by
+//! `Fulfillment` itself) and the customer gets one order-confirmation email.
+
+use serde::Serialize;
+
+use super::{Fulfil, FulfilError, Order};
+use crate::config::{self, ConfigError, Source};
+use crate::mail::{EmailAddress, MailConfig, Mailer, Templates};
+use crate::money::Money;
+
+#[derive(Debug, Clone)]
+pub struct ConfirmationConfig {
+    /// The sender; `None` when `ORDER_CONFIRMATION_EMAIL=false` turns the email off.
+    pub mail: Option<MailConfig>,
+    pub templates: Templates,
+    pub merchant_name: String,
+}
+
+impl ConfirmationConfig {
+    /// `ORDER_CONFIRMATION_EMAIL` (default on) needs `MAIL_FROM` and `MERCHANT_NAME`.
+    ///
+    /// # Errors
+    /// A missing or invalid variable, named, or a template that does not compile.
+    pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
+        let enabled: bool = config::parsed_or(env, "ORDER_CONFIRMATION_EMAIL", true)?;
+        Ok(Self {
+            mail: enabled.then(|| MailConfig::from_env(env)).transpose()?,
+            templates: Templates::from_env(env)?,
+            merchant_name: config::optional(env, "MERCHANT_NAME").unwrap_or_default(),
+        })
+    }
+}
+
+pub struct ConfirmationEmail<M> {
+    mailer: Option<M>,
+    config: ConfirmationConfig,
+}
+
+impl<M: Mailer> ConfirmationEmail<M> {
+    /// `mailer`: the sender for `config.mail`, or `None` to send nothing.
+    #[must_use]
+    pub fn new(config: ConfirmationConfig, mailer: Option<M>) -> Self {
+        Self { mailer, config }
+    }
+}
+
+impl<M: Mailer> Fulfil for ConfirmationEmail<M> {
+    async fn fulfil(&self, order: &Order) -> Result<(), FulfilError> {
+        let Some(mailer) = &self.mailer else {
+            return Ok(());
+        };
+        let Some(to) = order
+            .details
+            .customer_email
+            .as_deref()
+            .and_then(|e| e.parse::<EmailAddress>().ok())
+        else {
+            tracing::info!(
+                order_id = order.order_id,
+                "no customer email: no confirmation sent"
+            );
+            return Ok(());
+        };
+        let email = self
+            .config
+            .templates
+            .render(
+                "confirmation",
+                to.clone(),
+                ConfirmationContext::new(order, &self.config.merchant_name),
+            )
+            .map_err(|e| FulfilError(format!("confirmation template: {e}")))?;
+        let message_id = mailer.send(&email).await?;
+        tracing::info!(
+            order_id = order.order_id,
+            recipient = to.hashed(),
+            message_id,
+            "order confirmation sent"
+        );
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct ConfirmationContext<'a> {
+    merchant_name: &'a str,
+    order: DisplayOrder<'a>,
+}
+
+#[derive(Serialize)]
+struct DisplayOrder<'a> {
+    order_id: &'a str,
+    customer_name: Option<&'a str>,
+    amount_total_display: String,
+    line_items: Vec<DisplayLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct DisplayLine<'a> {
+    description: &'a str,
+    quantity: u64,
+    amount_total_display: String,
+}
+
+impl<'a> ConfirmationContext<'a> {
+    fn new(order: &'a Order, merchant_name: &'a str) -> Self {
+        let currency = order.details.currency.as_ref();
+        let display = |amount| Money { amount, currency }.to_string();
+        Self {
+            merchant_name,
+            order: DisplayOrder {
+                order_id: &order.order_id,
+                customer_name: order.details.customer_name.as_deref(),
+                amount_total_display: display(order.details.amount_total),
+                line_items: order
+                    .details
+                    .line_items
+                    .iter()
+                    .map(|line| DisplayLine {
+                        description: &line.description,
+                        quantity: line.quantity,
+                        amount_total_display: display(line.amount_total),
+                    })
+                    .collect(),
+            },
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The exactly-once flow over the orders table: read, retrieve from Stripe, claim under a
+//! lease, call `Fulfil`, complete. Safe to run any number of times at once for one order.
+
+use super::order::{payment_intent_details, session_details};
+use super::{Fulfil, FulfillmentConfig, FulfillmentError, Order};
+use crate::clock::Clock;
+use crate::ids::{AccountId, PaymentIntentId, SessionId};
+use crate::store::{
+    Claim, DynamoDb, FulfillmentState, OrderDetails, OrderRecord, OrderStore, StoreError,
+};
+use crate::stripe::{PaymentIntent, PaymentStatus, StripeClient, StripeError};
+
+/// How a call to `fulfill_checkout` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Fulfilled now or earlier; `details` as recorded.
+    Fulfilled(Box<OrderRecord>),
+    /// Not paid yet (delayed payment method): recorded, fulfilled when the payment succeeds.
+    AwaitingPayment,
+    /// Another invocation holds a live claim; it will finish, or its lease will expire.
+    InProgressElsewhere,
+    /// The payment failed.
+    PaymentFailed,
+}
+
+pub struct Fulfillment<F> {
+    stripe: StripeClient,
+    orders: OrderStore,
+    fulfiller: F,
+    config: FulfillmentConfig,
+    clock: Clock,
+}
+
+impl<F: Fulfil> Fulfillment<F> {
+    #[must_use]
+    pub fn new(config: FulfillmentConfig, dynamodb: DynamoDb, fulfiller: F) -> Self {
+        Self {
+            stripe: StripeClient::new(config.stripe.clone()),
+            orders: OrderStore::new(config.orders_table.clone(), dynamodb),
+            fulfiller,
+            config,
+            clock: Clock::system(),
+        }
+    }
+
+    /// The same service reading time from `clock` (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    #[must_use]
+    pub fn orders(&self) -> &OrderStore {
+        &self.orders
+    }
+
+    #[must_use]
+    pub fn stripe(&self) -> &StripeClient {
+        &self.stripe
+    }
+
+    #[must_use]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The lease a claim gets: until the invocation's deadline (plus margin) when known.
+    #[must_use]
+    pub fn lease_until(&self, now: i64, deadline: Option<i64>) -> i64 {
+        match deadline {
+            Some(deadline) => deadline.max(now) + self.config.lease_margin_secs,
+            None => now + self.config.default_lease_secs,
+        }
+    }
+
+    /// Fulfils a Checkout Session if, and only if, it is paid and not yet fulfilled.
+    ///
+    /// # Errors
+    /// The session is unknown to Stripe (`NotFound`, permanent), Stripe or DynamoDB failed,
+    /// or the `Fulfil` implementation did (the claim is released): retry later.
+    pub async fn fulfill_checkout(
+        &self,
+        session_id: &SessionId,
+        account: Option<&AccountId>,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Outcome, FulfillmentError> {
+        if let Some(order) = self.orders.get(session_id.as_str()).await?
+            && let FulfillmentState::Fulfilled { .. } = order.state
+        {
+            return Ok(Outcome::Fulfilled(Box::new(order)));
+        }
+        let mut session = self
+            .stripe
+            .retrieve_checkout_session(session_id, account)
+            .await
+            .map_err(not_found_as(session_id))?;
+        if session.payment_status == PaymentStatus::Unpaid {
+            self.orders
+                .record(
+                    session_id.as_str(),
+                    &FulfillmentState::AwaitingPayment,
+                    account,
+                    Some(PaymentStatus::Unpaid),
+                    &["payment_failed"],
+                    now,
+                )
+                .await?;
+            return Ok(self
+                .settled_outcome(session_id.as_str(), Outcome::AwaitingPayment)
+                .await?);
+        }
+        let line_items = match session.line_items.take() {
+            Some(page) if !page.has_more => page.data,
+            _ => self.stripe.list_line_items(session_id, account).await?,
+        };
+        let details = session_details(&session, &line_items);
+        self.fulfil_claimed(
+            session_id.as_str(),
+            account,
+            session.payment_status,
+            details,
+            lease_until,
+            now,
+        )
+        .await
+    }
+
+    /// Fulfils a standalone PaymentIntent (Payment Element flows). One that belongs to a
+    /// Checkout Session is left to that session, so it is never fulfilled twice.
+    ///
+    /// # Errors
+    /// As [`Self::fulfill_checkout`].
+    pub async fn fulfill_payment_intent(
+        &self,
+        intent: PaymentIntent,
+        account: Option<&AccountId>,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<Outcome>, FulfillmentError> {
+        if self
+            .stripe
+            .session_for_payment_intent(&intent.id, account)
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        if intent.status != "succeeded" {
+            return Ok(Some(Outcome::AwaitingPayment));
+        }
+        let details = payment_intent_details(&intent);
+        self.fulfil_claimed(
+            intent.id.as_str(),
+            account,
+            PaymentStatus::Paid,
+            details,
+            lease_until,
+            now,
+        )
+        .await
+        .map(Some)
+    }
+
+    /// The retrieved state of a PaymentIntent named by an event, for events stored without
+    /// their object.
+    ///
+    /// # Errors
+    /// `NotFound` when Stripe does not know it (permanent); Stripe failing otherwise.
+    pub async fn payment_intent(
+        &self,
+        id: &PaymentIntentId,
+        account: Option<&AccountId>,
+    ) -> Result<PaymentIntent, FulfillmentError> {
+        self.stripe
+            .retrieve_payment_intent(id, account)
+            .await
+            .map_err(not_found_as(id))
+    }
+
+    async fn fulfil_claimed(
+        &self,
+        order_id: &str,
+        account: Option<&AccountId>,
+        payment_status: PaymentStatus,
+        details: OrderDetails,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Outcome, FulfillmentError> {
+        let owner = claim_owner();
+        match self
+            .orders
+            .claim(order_id, account, &owner, lease_until, now)
+            .await?
+        {
+            Claim::Held(record) => return Ok(outcome_of(*record)),
+            Claim::Acquired => {}
+        }
+        let order = Order {
+            order_id: order_id.to_string(),
+            account: account.cloned(),
+            details,
+        };
+        if let Err(err) = self.fulfiller.fulfil(&order).await {
+            self.orders.release(order_id, &owner, now).await?;
+            return Err(err.into());
+        }
+        if !self
+            .orders
+            .complete(order_id, &owner, payment_status, &order.details, now)
+            .await?
+        {
+            tracing::warn!(
+                order_id,
+                "claim lost before completion: another invocation took over"
+            );
+            return Ok(Outcome::InProgressElsewhere);
+        }
+        tracing::info!(
+            order_id,
+            account = account.map(AccountId::as_str),
+            amount_total = order.details.amount_total,
+            "order fulfilled"
+        );
+        Ok(Outcome::Fulfilled(Box::new(
+            self.orders.get(order_id).await?.expect("just completed"),
+        )))
+    }
+
+    /// After recording a non-final state, report what the order really is (a concurrent
+    /// invocation may have fulfilled it meanwhile).
+    async fn settled_outcome(
+        &self,
+        order_id: &str,
+        default: Outcome,
+    ) -> Result<Outcome, StoreError> {
+        Ok(match self.orders.get(order_id).await? {
+            Some(record) if !matches!(record.state, FulfillmentState::AwaitingPayment) => {
+                outcome_of(record)
+            }
+            _ => default,
+        })
+    }
+
+    /// Records a failed payment (`async_payment_failed`, `payment_intent.payment_failed`),
+    /// never over a fulfilled order.
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn record_payment_failed(
+        &self,
+        order_id: &str,
+        account: Option<&AccountId>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.orders
+            .record(
+                order_id,
+                &FulfillmentState::PaymentFailed,
+                account,
+                Some(PaymentStatus::Unpaid),
+                &[],
+                now,
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Records a pending payment (`payment_intent.processing`), never over a later state.
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn record_awaiting_payment(
+        &self,
+        order_id: &str,
+        account: Option<&AccountId>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.orders
+            .record(
+                order_id,
+                &FulfillmentState::AwaitingPayment,
+                account,
+                Some(PaymentStatus::Unpaid),
+                &["payment_failed"],
+                now,
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Records a permanent failure so it is visible, instead of retrying it forever.
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn record_failed(
+        &self,
+        order_id: &str,
+        account: Option<&AccountId>,
+        reason: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.orders
+            .record(
+                order_id,
+                &FulfillmentState::Failed { reason },
+                account,
+                None,
+                &["payment_failed", "awaiting_payment"],
+                now,
+            )
+            .await
+            .map(drop)
+    }
+}
+
+fn outcome_of(record: OrderRecord) -> Outcome {
+    match record.state {
+        FulfillmentState::Fulfilled { .. } => Outcome::Fulfilled(Box::new(record)),
+        FulfillmentState::PaymentFailed => Outcome::PaymentFailed,
+        FulfillmentState::AwaitingPayment => Outcome::AwaitingPayment,
+        FulfillmentState::InProgress { .. } | FulfillmentState::Failed { .. } => {
+            Outcome::InProgressElsewhere
+        }
+    }
+}
+
+/// A unique owner for one claim attempt.
+fn claim_owner() -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::getrandom(&mut bytes).expect("the OS random source is available");
+    hex::encode(bytes)
+}
+
+/// Stripe's 404 for `id` as the permanent `NotFound`; any other error as it is.
+fn not_found_as(id: &impl ToString) -> impl FnOnce(StripeError) -> FulfillmentError + '_ {
+    move |err| {
+        if err.is_not_found() {
+            FulfillmentError::NotFound(id.to_string())
+        } else {
+            err.into()
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The recovery function's configuration, read once at cold start.
+
+use crate::config::{self, ConfigError, Secret, Source, TableName};
+use crate::mail::{MailConfig, Templates};
+use crate::stripe::StripeConfig;
+
+#[derive(Debug, Clone)]
+pub struct RecoveryConfig {
+    pub stripe: StripeConfig,
+    pub recovery_table: TableName,
+    pub mail: MailConfig,
+    /// The sender's postal address, required in marketing email (CAN-SPAM).
+    pub postal_address: String,
+    pub cooldown_secs: i64,
+    /// A Stripe coupon to make one single-use promotion code per email from, when the
+    /// session allowed promotion codes.
+    pub coupon: Option<String>,
+    pub unsubscribe_secret: Secret,
+    /// The bundle's public base URL (API Gateway), for unsubscribe links.
+    pub public_base_url: String,
+    /// Where the payment-failed email sends the customer to order again.
+    pub shop_url: Option<String>,
+    pub templates: Templates,
+}
+
+impl RecoveryConfig {
+    /// # Errors
+    /// A missing or invalid variable, named, or a template that does not compile.
+    pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
+        let var = "UNSUBSCRIBE_SECRET";
+        let secret = config::required(env, var)?;
+        if secret.len() < 32 {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "at least 32 characters of random data".into(),
+            });
+        }
+        let var = "PUBLIC_BASE_URL";
+        let public_base_url = config::required(env, var)?;
+        if !public_base_url.starts_with("https://") && !public_base_url.starts_with("http://") {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "an absolute http(s) URL".into(),
+            });
+        }
+        let hours: i64 = config::parsed_or(env, "RECOVERY_COOLDOWN_HOURS", 24)?;
+        Ok(Self {
+            stripe: StripeConfig::from_env(env)?,
+            recovery_table: TableName::from_env(env, "RECOVERY_TABLE")?,
+            mail: MailConfig::from_env(env)?,
+            postal_address: config::required(env, "MERCHANT_POSTAL_ADDRESS")?,
+            cooldown_secs: hours * 3600,
+            coupon: config::optional(env, "RECOVERY_COUPON"),
+            unsubscribe_secret: Secret::new(secret),
+            public_base_url: public_base_url.trim_end_matches('/').to_string(),
+            shop_url: config::optional(env, "MERCHANT_SHOP_URL"),
+            templates: Templates::from_env(env)?,
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! `checkout.session.async_payment_failed`: one transactional notice per session telling the
+//! customer the delayed payment failed, with a way back to the shop.
+
+use serde::Serialize;
+
+use super::{Recovery, RecoveryError, language};
+use crate::mail::{EmailAddress, Mailer};
+use crate::stripe::{CheckoutSession, IdempotencyKey};
+
+#[derive(Serialize)]
+struct FailureContext<'a> {
+    merchant_name: &'a str,
+    postal_address: &'a str,
+    shop_url: Option<&'a str>,
+}
+
+impl<M: Mailer> Recovery<M> {
+    /// `checkout.session.async_payment_failed`: a transactional notice (no consent needed),
+    /// once per session.
+    ///
+    /// # Errors
+    /// DynamoDB or SES failed; the claim is released so the stream's retry sends it.
+    pub async fn payment_failed(
+        &self,
+        session: &CheckoutSession,
+        now: i64,
+    ) -> Result<bool, RecoveryError> {
+        let email_of = |s: &CheckoutSession| {
+            s.customer_details
+                .as_ref()
+                .and_then(|d| d.email.clone())
+                .or_else(|| s.customer_email.clone())
+        };
+        let Some(to) = email_of(session).and_then(|e| e.parse::<EmailAddress>().ok()) else {
+            return Ok(false);
+        };
+        let owner = IdempotencyKey::generate("payment-failed");
+        if !self
+            .store
+            .claim_failure_notice(&session.id, owner.as_str(), now)
+            .await?
+        {
+            return Ok(false);
+        }
+        let context = FailureContext {
+            merchant_name: &self.config.mail.from_name,
+            postal_address: &self.config.postal_address,
+            shop_url: self.config.shop_url.as_deref(),
+        };
+        let kind = format!("payment_failed.{}", language(session.locale.as_deref()));
+        let sent = async {
+            let email = self
+                .config
+                .templates
+                .render(&kind, to.clone(), context)
+                .map_err(|e| RecoveryError::Template(e.to_string()))?;
+            Ok::<_, RecoveryError>(self.mailer.send(&email).await?)
+        }
+        .await;
+        match sent {
+            Ok(message_id) => {
+                tracing::info!(session_id = %session.id, recipient = to.hashed(), message_id, "payment-failed notice sent");
+                Ok(true)
+            }
+            Err(err) => {
+                self.store
+                    .release_failure_notice(&session.id, owner.as_str())
+                    .await?;
+                Err(err)
+            }
+        }
+    }
+}
