@@ -18,6 +18,10 @@ export ORDERS_TABLE ?= checkout-orders
 export MAIL_FROM ?= orders@shop.example
 export MERCHANT_NAME ?= Demo Shop
 export RECOVERY_TABLE ?= checkout-recovery
+export RECONCILE_TABLE ?= checkout-reconcile
+# The reconciler runs every 5 minutes in AWS; locally every 30 s, re-driving after 60 s.
+export RECONCILE_INTERVAL_SECS ?= 30
+export RECONCILE_GRACE_SECS ?= 60
 export MERCHANT_POSTAL_ADDRESS ?= Demo Shop, 1 rue de Rivoli, 75001 Paris, France
 export UNSUBSCRIBE_SECRET ?= local-development-unsubscribe-secret-not-for-production
 export PUBLIC_BASE_URL ?= http://127.0.0.1:$(PORT)
@@ -39,7 +43,7 @@ export SAM_CLI_TELEMETRY := 0
 E2E_DIR := tests/e2e
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help dev test e2e lint bench fmt clean build validate sam-build deploy
+.PHONY: help dev test e2e lint bench fmt clean build validate sam-build deploy ops
 
 help:
 	@echo "make dev    run the whole bundle on http://127.0.0.1:$(PORT) (moto for AWS)"
@@ -47,6 +51,7 @@ help:
 	@echo "make e2e    the browser test: storefront, simulator, outbox in headless Chromium"
 	@echo "make lint   rustfmt and clippy, warnings as errors"
 	@echo "make bench  criterion benchmarks"
+	@echo "make ops ARGS='explain cs_…'  the operator CLI against the running make dev"
 	@echo "make validate  lint the SAM template offline (cfn-lint, sam validate --lint)"
 	@echo "make build  release build of every function for Lambda arm64 (cargo lambda), with sizes"
 	@echo "make deploy sam build && sam deploy --guided (needs AWS credentials; see README)"
@@ -115,6 +120,14 @@ lint:
 
 bench:
 	cargo bench -p checkout-core --bench webhook
+
+# `ops reconcile|explain|redrive` against the moto of the running `make dev` (infra/with-moto.sh
+# writes its endpoint to .local/aws-endpoint), or against AWS when AWS_ENDPOINT_URL is set
+# to nothing and credentials are configured.
+ops:
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL-$$(cat .local/aws-endpoint)} AWS_REGION=$${AWS_REGION:-us-east-1} \
+	  AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-testing} \
+	  cargo run -q -p ops -- $(ARGS)
 
 fmt:
 	cargo fmt --all

@@ -7,12 +7,15 @@
 use std::future::Future;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, Response};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
+
+use crate::store::EventRecord;
+use crate::stripe::EventType;
 
 pub enum Trigger {
     Stream(StreamEvent),
@@ -50,6 +53,53 @@ pub trait StreamAndHttp: Sync {
         request: Request,
         deadline: Option<i64>,
     ) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// The stored event in a stream record, when it is one a consumer of `kinds` acts on: an
+/// INSERT (TTL deletions and outcome updates carry nothing new) of an item this bundle wrote.
+#[must_use]
+pub fn inserted_event(record: StreamRecord, kinds: &[EventType]) -> Option<EventRecord> {
+    if record.event_name != "INSERT" {
+        return None;
+    }
+    match serde_dynamo::from_item::<_, EventRecord>(record.change.new_image) {
+        Ok(event) => kinds.contains(&event.kind).then_some(event),
+        Err(err) => {
+            // Not an event this bundle wrote: retrying cannot help.
+            tracing::error!(error = %err, "stream record is not a stored event; skipped");
+            None
+        }
+    }
+}
+
+/// The webhook function: HTTP from API Gateway and, when the template's optional rule is on,
+/// Stripe events from an EventBridge partner bus.
+pub trait HttpAndEventBridge: Sync {
+    fn http(&self, request: Request) -> impl Future<Output = Response<Body>> + Send;
+    /// `Err` fails the invocation, so EventBridge retries it.
+    fn event_bridge(
+        &self,
+        envelope: serde_json::Value,
+    ) -> impl Future<Output = Result<serde_json::Value, lambda_http::Error>> + Send;
+}
+
+/// Handles one webhook invocation: an EventBridge event has `detail-type` and `source`;
+/// anything else is an API Gateway request.
+///
+/// # Errors
+/// The EventBridge event was not stored, or an answer cannot be serialized.
+pub async fn dispatch_webhook<A: HttpAndEventBridge>(
+    app: &A,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_http::Error> {
+    let payload = event.payload;
+    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
+        return app.event_bridge(payload).await;
+    }
+    let request: LambdaRequest =
+        serde_json::from_value(payload).map_err(|e| format!("API Gateway request: {e}"))?;
+    let response = app.http(request.into()).await;
+    Ok(serde_json::to_value(api_gateway_response(response))?)
 }
 
 /// Reports one stream record as failed (`ReportBatchItemFailures`): Lambda retries from it.

@@ -39,3 +39,6 @@ pub mod checkout;
 pub mod fulfillment;
 pub mod recovery;
 pub mod webhook;
+
+// Operations: drives the domain modules above.
+pub mod reconcile;

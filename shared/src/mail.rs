@@ -93,8 +93,36 @@ pub enum MailError {
     #[error("the mail service is unavailable: {0}")]
     Unavailable(String),
     /// No answer (timeout, connection lost): the message may or may not have been sent.
+    ///
+    /// The bundle's one policy for this, on every email path (order confirmation, recovery,
+    /// payment-failed notice): an unknown outcome counts as sent. The email is never sent
+    /// again (a customer who gets two confirmations or two reminders trusts the shop less
+    /// than one who, rarely, gets none), the outcome is recorded (`unknown` on the order,
+    /// the claim kept for recovery and notices) and counted (`EmailOutcomeUnknown`), so an
+    /// operator can check SES's sending records.
     #[error("the mail service did not answer; the message may have been sent: {0}")]
     Unknown(String),
+}
+
+/// What became of an email the bundle meant to send, as recorded on the order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EmailStatus {
+    Sent {
+        message_id: String,
+    },
+    /// Deliberately not sent (emails off, no address).
+    NotSent {
+        reason: String,
+    },
+    /// Refused for good by the provider; never retried.
+    Failed {
+        reason: String,
+    },
+    /// No answer: counted as sent, never resent (see `MailError::Unknown`).
+    Unknown {
+        detail: String,
+    },
 }
 
 /// Sends one email and returns the provider's message id.

@@ -12,6 +12,7 @@ pub enum Unit {
     Count,
     /// Amounts in the smallest currency unit (EMF has no currency unit).
     None,
+    Seconds,
 }
 
 /// Builds the EMF line for one metric with its dimensions.
@@ -32,7 +33,7 @@ pub fn line(
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [names],
-                "Metrics": [{"Name": name, "Unit": match unit { Unit::Count => "Count", Unit::None => "None" }}]
+                "Metrics": [{"Name": name, "Unit": match unit { Unit::Count => "Count", Unit::None => "None", Unit::Seconds => "Seconds" }}]
             }]
         }),
     );

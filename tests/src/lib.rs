@@ -2,6 +2,7 @@
 //! `make test` starts, a fresh table per test so tests run in parallel, and signed requests.
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
 use checkout_core::{
@@ -129,6 +130,21 @@ pub async fn orders_table(client: &DynamoDb) -> TableName {
         .await
         .expect("create orders table");
     name
+}
+
+/// An SES client like the bundle's (its HTTP client, timeouts and retries) aimed at another
+/// endpoint: a fault stand-in on loopback.
+pub async fn ses_at(endpoint: &str, operation_timeout: Duration) -> aws_sdk_sesv2::Client {
+    let config = aws_sdk_sesv2::config::Builder::from(&aws::sdk_config().await)
+        .endpoint_url(endpoint)
+        .timeout_config(
+            aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(operation_timeout)
+                .build(),
+        )
+        .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::standard().with_max_attempts(1))
+        .build();
+    aws_sdk_sesv2::Client::from_conf(config)
 }
 
 pub async fn ses() -> aws_sdk_sesv2::Client {

@@ -11,8 +11,8 @@ use checkout_core::{
     config::{Secret, TableName},
     fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda::StreamAndHttp,
-    mail::{EmailAddress, MailConfig, SesMailer, Templates},
-    store::{DynamoDb, FulfillmentState, OrderStore},
+    mail::{EmailAddress, EmailStatus, MailConfig, SesMailer, Templates},
+    store::{DynamoDb, EventOutcome, EventRecord, EventStore, FulfillmentState, OrderStore},
     stripe::StripeConfig,
 };
 use integration_tests::*;
@@ -28,6 +28,7 @@ struct Harness {
     dynamodb: DynamoDb,
     orders: TableName,
     app: Arc<App>,
+    events: TableName,
     buyer: EmailAddress,
     /// The app's time: it stands still at the harness's creation until a test moves it.
     clock: ManualClock,
@@ -35,10 +36,11 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
-        Self::with_sender(true).await
+        Self::with_sender(true, None).await
     }
 
-    async fn with_sender(verified: bool) -> Self {
+    /// `sending_ses`: the client the confirmation is sent with, when not moto's.
+    async fn with_sender(verified: bool, sending_ses: Option<aws_sdk_sesv2::Client>) -> Self {
         let dynamodb = dynamodb().await;
         let ses = ses().await;
         let from = if verified {
@@ -48,6 +50,7 @@ impl Harness {
         };
         let stripe = MockServer::start().await;
         let orders = orders_table(&dynamodb).await;
+        let events = events_table(&dynamodb).await;
         let config = FulfillmentConfig {
             stripe: StripeConfig {
                 secret_key: Secret::new("sk_test_fake"),
@@ -58,6 +61,7 @@ impl Harness {
                 max_backoff: Duration::from_millis(20),
             },
             orders_table: orders.clone(),
+            events_table: events.clone(),
             sessions_table: sessions_table(&dynamodb).await,
             lease_margin_secs: 5,
             default_lease_secs: 30,
@@ -74,7 +78,7 @@ impl Harness {
         let mailer = confirmation
             .mail
             .clone()
-            .map(|mail| SesMailer::new(mail, ses));
+            .map(|mail| SesMailer::new(mail, sending_ses.unwrap_or(ses)));
         let fulfiller = ConfirmationEmail::new(confirmation, mailer);
         let clock = ManualClock::now();
         let app = Arc::new(
@@ -85,6 +89,7 @@ impl Harness {
             dynamodb,
             orders,
             app,
+            events,
             buyer: unique_recipient("buyer"),
             clock,
         }
@@ -112,6 +117,23 @@ impl Harness {
             )
             .mount(&self.stripe)
             .await;
+    }
+
+    fn event_store(&self) -> EventStore {
+        EventStore::new(self.events.clone(), self.dynamodb.clone())
+    }
+
+    /// Stores `event` as the webhook would, so its outcome can be recorded.
+    async fn store(&self, event: &EventRecord) {
+        self.event_store().record_once(event).await.unwrap();
+    }
+
+    async fn stored(&self, event: &EventRecord) -> EventRecord {
+        self.event_store()
+            .get(&event.event_id)
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     fn orders(&self) -> OrderStore {
@@ -547,7 +569,8 @@ async fn stripe_errors_are_retried_or_recorded() {
 
 #[tokio::test]
 async fn a_failed_fulfilment_releases_the_claim_for_the_retry() {
-    let h = Harness::with_sender(false).await;
+    // SES answers "not now" (throttling): the fulfilment fails and the trigger retries.
+    let h = Harness::with_sender(true, Some(throttling_ses().await)).await;
     h.stripe_session("cs_test_ses_down", "paid").await;
 
     let response = h
@@ -573,6 +596,42 @@ async fn a_failed_fulfilment_releases_the_claim_for_the_retry() {
     assert_eq!(
         lease_expires_at, 0,
         "released: the retry can take it at once"
+    );
+}
+
+#[tokio::test]
+async fn a_confirmation_refused_for_good_never_blocks_the_order() {
+    // moto, like SES, refuses to send from an unverified identity: a permanent refusal.
+    let h = Harness::with_sender(false, None).await;
+    h.stripe_session("cs_test_refused", "paid").await;
+    let event = completed("evt_refused", "cs_test_refused");
+    h.store(&event).await;
+
+    let response = h
+        .app
+        .stream(stream_batch(std::slice::from_ref(&event)), None)
+        .await;
+
+    assert!(response.batch_item_failures.is_empty(), "no retry loop");
+    let order = h.orders().get("cs_test_refused").await.unwrap().unwrap();
+    assert!(
+        matches!(order.state, FulfillmentState::Fulfilled { .. }),
+        "{:?}",
+        order.state
+    );
+    assert!(
+        matches!(order.email, Some(EmailStatus::Failed { .. })),
+        "{:?}",
+        order.email
+    );
+    let stored = h.stored(&event).await;
+    assert!(matches!(
+        stored.outcome_fulfillment,
+        Some(EventOutcome::Done { .. })
+    ));
+    assert!(
+        stored.pending_fulfillment.is_none(),
+        "finished: off the pending index"
     );
     assert!(outbox(&h.buyer).await.is_empty());
 }
@@ -716,4 +775,21 @@ async fn payment_intents_of_checkout_sessions_are_not_fulfilled_twice() {
         1,
         "one confirmation for the standalone payment"
     );
+}
+
+/// An SES that answers every send with throttling: a refusal worth retrying.
+async fn throttling_ses() -> aws_sdk_sesv2::Client {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("x-amzn-ErrorType", "TooManyRequestsException")
+                .set_body_json(json!({"message": "Maximum sending rate exceeded."})),
+        )
+        .mount(&server)
+        .await;
+    let client = ses_at(&server.uri(), Duration::from_secs(2)).await;
+    // The mock must outlive the client, which the harness keeps for the whole test.
+    std::mem::forget(server);
+    client
 }

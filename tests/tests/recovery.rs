@@ -74,6 +74,7 @@ impl Harness {
                 max_backoff: Duration::from_millis(20),
             },
             recovery_table: table.clone(),
+            events_table: events_table(&dynamodb).await,
             mail: MailConfig {
                 from_address: from.clone(),
                 from_name: "Demo Shop".into(),
@@ -686,18 +687,7 @@ async fn silent_ses() -> aws_sdk_sesv2::Client {
             held.push(stream);
         }
     });
-    let config = aws_sdk_sesv2::Config::builder()
-        .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
-        .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sesv2::config::Credentials::for_tests())
-        .endpoint_url(format!("http://{address}"))
-        .timeout_config(
-            aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
-                .operation_timeout(Duration::from_millis(500))
-                .build(),
-        )
-        .build();
-    aws_sdk_sesv2::Client::from_conf(config)
+    ses_at(&format!("http://{address}"), Duration::from_millis(500)).await
 }
 
 #[tokio::test]

@@ -393,3 +393,64 @@ async fn dynamodb_unreachable_is_a_5xx_and_nothing_is_acknowledged() {
         "Stripe's retry stores it"
     );
 }
+
+/// An event as Stripe's EventBridge destination puts it on a partner bus.
+fn event_bridge_envelope(source: &str, detail: &str) -> Value {
+    json!({
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": "checkout.session.completed", "source": source,
+        "account": "111122223333", "time": "2026-12-01T21:22:52Z", "region": "eu-west-1",
+        "resources": [], "detail": serde_json::from_str::<Value>(detail).unwrap()
+    })
+}
+
+#[tokio::test]
+async fn eventbridge_events_from_stripe_are_stored_once_without_a_signature() {
+    let (client, table, receiver) = setup().await;
+    let envelope = event_bridge_envelope(
+        "aws.partner/stripe.com/ed_test_61Q/checkout",
+        &completed("evt_bridge"),
+    );
+    let invoke = |payload: Value| {
+        checkout_core::lambda::dispatch_webhook(
+            &receiver,
+            lambda_http::LambdaEvent::new(payload, lambda_http::Context::default()),
+        )
+    };
+
+    let answer = invoke(envelope.clone()).await.expect("stored");
+    assert_eq!(
+        answer,
+        json!({"event_id": "evt_bridge", "duplicate": false})
+    );
+    let again = invoke(envelope).await.expect("a redelivery is fine");
+    assert_eq!(again["duplicate"], true);
+    let id: EventId = "evt_bridge".parse().unwrap();
+    let record = EventStore::new(table.clone(), client.clone())
+        .get(&id)
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(record.kind, EventType::CheckoutSessionCompleted);
+    assert_eq!(item_count(&client, &table).await, 1);
+
+    // Refused, and nothing stored: another source, or a detail that is not a Stripe event.
+    for bad in [
+        event_bridge_envelope("aws.partner/evil.example/x", &completed("evt_forged")),
+        event_bridge_envelope("aws.partner/stripe.com/ed_1/x", r#"{"not": "an event"}"#),
+    ] {
+        assert!(invoke(bad).await.is_err(), "fails the invocation");
+    }
+    assert_eq!(item_count(&client, &table).await, 1);
+
+    // The same function still serves API Gateway: a signed delivery through the entry point.
+    let body = completed("evt_through_api");
+    let signature = webhook::sign(&Secret::new(WEBHOOK_SECRET), unix_now(), body.as_bytes());
+    let mut request = api_gateway_v2_event("POST", "/webhooks/stripe", "", None);
+    request["body"] = body.clone().into();
+    request["headers"]["content-type"] = "application/json".into();
+    request["headers"]["stripe-signature"] = signature.into();
+    let answer = invoke(request).await.unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(item_count(&client, &table).await, 2);
+}

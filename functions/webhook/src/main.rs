@@ -1,13 +1,14 @@
-//! `POST /webhooks/stripe` on API Gateway (HTTP API, payload v2).
+//! `POST /webhooks/stripe` on API Gateway (HTTP API, payload v2), and, when the template's
+//! `StripeEventBusName` is set, Stripe events from an Amazon EventBridge partner bus.
 
 use checkout_core::{
     aws,
     config::ProcessEnv,
-    secrets,
+    lambda, secrets,
     store::DynamoDb,
-    webhook::{self, WebhookConfig, WebhookReceiver},
+    webhook::{WebhookConfig, WebhookReceiver},
 };
-use lambda_http::{Error, Request, service_fn, tracing};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -17,8 +18,8 @@ async fn main() -> Result<(), Error> {
     let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_WEBHOOK_SECRET"]).await?;
     let config = WebhookConfig::from_env(&env)?;
     let receiver = &WebhookReceiver::new(config, DynamoDb::new(&sdk));
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(webhook::handle(receiver, request).await)
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        lambda::dispatch_webhook(receiver, event)
     }))
     .await
 }

@@ -16,11 +16,12 @@ use checkout_core::{
     aws,
     checkout::{CheckoutConfig, SessionCreator},
     config::{self, Layered, ProcessEnv, Secret},
-    fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
+    fulfillment::{ConfirmationEmail, FulfillmentApp},
     lambda::StreamAndHttp,
     mail::{MailConfig, SesMailer},
     money::Money,
-    recovery::{Recovery, RecoveryConfig},
+    reconcile::{Consumers, ConsumersConfig, PassOptions, ReconcileConfig, Reconciler},
+    recovery::Recovery,
     store::{DynamoDb, tables},
     webhook::{WebhookConfig, WebhookReceiver},
 };
@@ -45,6 +46,9 @@ pub struct Bundle {
     pub storefront: Storefront,
 }
 
+/// The simulator's API key in `make dev` (`infra/ops` uses the same).
+const SIMULATOR_KEY: &str = "sk_test_simulator_local";
+
 /// The process environment, with what the Stripe simulator sets when it stands in for Stripe.
 type DevEnv = Layered<ProcessEnv>;
 
@@ -60,7 +64,8 @@ async fn stripe_or_simulator(
     let sim_port: u16 = config::parsed_or(env, "STRIPE_SIMULATOR_PORT", 12111)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", sim_port)).await?;
     let public_url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
-    let api_key = format!("sk_test_simulator_{}", std::process::id());
+    // Fixed, so `make ops` can reach the same simulator; it only ever listens on loopback.
+    let api_key = SIMULATOR_KEY.to_string();
     let webhook_secret = config::required(env, "STRIPE_WEBHOOK_SECRET")?
         .split(',')
         .next()
@@ -165,8 +170,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     ];
     let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
-    tokio::spawn(streams::follow(dynamodb, streams, events_table, consumers));
+    tokio::spawn(streams::follow(
+        dynamodb.clone(),
+        streams,
+        events_table,
+        consumers,
+    ));
+    tokio::spawn(reconcile_every(
+        bundle.clone(),
+        reconciler(&dynamodb, &dev_env).await?,
+    ));
     server::serve(bundle, port).await
+}
+
+/// The reconciler, as the scheduled function runs it in AWS.
+async fn reconciler(
+    dynamodb: &DynamoDb,
+    env: &DevEnv,
+) -> Result<(Reconciler, u64), Box<dyn std::error::Error>> {
+    let config = ReconcileConfig::from_env(env)?;
+    tables::ensure(
+        dynamodb,
+        config.reconcile_table.as_str(),
+        &tables::RECONCILE,
+    )
+    .await?;
+    let interval = config::parsed_or(env, "RECONCILE_INTERVAL_SECS", 30)?;
+    Ok((Reconciler::new(config, dynamodb.clone()), interval))
+}
+
+/// One reconcile pass every `interval` seconds, like EventBridge Scheduler in AWS, so the
+/// offline flow heals the way production does.
+async fn reconcile_every(bundle: Arc<Bundle>, (reconciler, interval): (Reconciler, u64)) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(interval.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let options = PassOptions::default();
+        if let Err(err) = reconciler
+            .pass(
+                &bundle.stripe.fulfillment,
+                &bundle.stripe.recovery,
+                &options,
+            )
+            .await
+        {
+            tracing::warn!(error = %err, "reconcile pass failed; the next one starts again");
+        }
+    }
 }
 
 async fn stripe_functions(
@@ -175,19 +226,22 @@ async fn stripe_functions(
     env: &DevEnv,
 ) -> Result<StripeFunctions, Box<dyn std::error::Error>> {
     let checkout = CheckoutConfig::from_env(env)?;
-    let fulfillment = FulfillmentConfig::from_env(env)?;
-    let confirmation = ConfirmationConfig::from_env(env)?;
-    let recovery = RecoveryConfig::from_env(env)?;
+    let consumers = ConsumersConfig::from_env(env)?;
     tables::ensure(
         dynamodb,
         checkout.sessions_table.as_str(),
         &tables::SESSIONS,
     )
     .await?;
-    tables::ensure(dynamodb, fulfillment.orders_table.as_str(), &tables::ORDERS).await?;
     tables::ensure(
         dynamodb,
-        recovery.recovery_table.as_str(),
+        consumers.fulfillment.orders_table.as_str(),
+        &tables::ORDERS,
+    )
+    .await?;
+    tables::ensure(
+        dynamodb,
+        consumers.recovery.recovery_table.as_str(),
         &tables::RECOVERY,
     )
     .await?;
@@ -212,18 +266,13 @@ async fn stripe_functions(
         stripe = checkout.stripe.api_base,
         "checkout, fulfillment and recovery ready"
     );
-    let confirmation_mailer = confirmation
-        .mail
-        .clone()
-        .map(|mail| SesMailer::new(mail, ses.clone()));
-    let recovery_mailer = SesMailer::new(recovery.mail.clone(), ses);
+    let Consumers {
+        fulfillment,
+        recovery,
+    } = Consumers::new(consumers, dynamodb, &ses);
     Ok(StripeFunctions {
         checkout: SessionCreator::new(checkout, dynamodb.clone()),
-        fulfillment: FulfillmentApp::new(
-            fulfillment,
-            dynamodb.clone(),
-            ConfirmationEmail::new(confirmation, confirmation_mailer),
-        ),
-        recovery: Recovery::new(recovery, dynamodb.clone(), recovery_mailer),
+        fulfillment,
+        recovery,
     })
 }

@@ -7,6 +7,8 @@ use crate::stripe::StripeConfig;
 pub struct FulfillmentConfig {
     pub stripe: StripeConfig,
     pub orders_table: TableName,
+    /// Where each event's outcome is recorded.
+    pub events_table: TableName,
     pub sessions_table: TableName,
     /// Leases are the invocation's own deadline plus this margin (clock skew).
     pub lease_margin_secs: i64,
@@ -21,6 +23,7 @@ impl FulfillmentConfig {
         Ok(Self {
             stripe: StripeConfig::from_env(env)?,
             orders_table: TableName::from_env(env, "ORDERS_TABLE")?,
+            events_table: TableName::from_env(env, "EVENTS_TABLE")?,
             sessions_table: TableName::from_env(env, "SESSIONS_TABLE")?,
             lease_margin_secs: config::parsed_or(env, "FULFILLMENT_LEASE_MARGIN_SECS", 5)?,
             default_lease_secs: config::parsed_or(env, "FULFILLMENT_DEFAULT_LEASE_SECS", 30)?,

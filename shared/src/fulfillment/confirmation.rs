@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use super::{Fulfil, FulfilError, Order};
+use super::{Fulfil, FulfilError, Fulfilled, Order};
 use crate::config::{self, ConfigError, Source};
-use crate::mail::{EmailAddress, MailConfig, Mailer, Templates};
+use crate::mail::{EmailAddress, EmailStatus, MailConfig, MailError, Mailer, Templates};
+use crate::metrics::{self, Unit};
 use crate::money::Money;
 
 #[derive(Debug, Clone)]
@@ -44,10 +45,18 @@ impl<M: Mailer> ConfirmationEmail<M> {
     }
 }
 
+/// A permanent refusal (a sandbox recipient, a sender SES will not send from) does not block
+/// the order: it is fulfilled with the email `failed`, counted, and never retried. SES
+/// answering "not now" (throttling) fails the fulfilment, so the claim is released and the
+/// trigger retries. No answer at all is `unknown`: see `MailError::Unknown`.
 impl<M: Mailer> Fulfil for ConfirmationEmail<M> {
-    async fn fulfil(&self, order: &Order) -> Result<(), FulfilError> {
+    async fn fulfil(&self, order: &Order) -> Result<Fulfilled, FulfilError> {
         let Some(mailer) = &self.mailer else {
-            return Ok(());
+            return Ok(Fulfilled {
+                email: Some(EmailStatus::NotSent {
+                    reason: "emails_off".into(),
+                }),
+            });
         };
         let Some(to) = order
             .details
@@ -59,7 +68,11 @@ impl<M: Mailer> Fulfil for ConfirmationEmail<M> {
                 order_id = order.order_id,
                 "no customer email: no confirmation sent"
             );
-            return Ok(());
+            return Ok(Fulfilled {
+                email: Some(EmailStatus::NotSent {
+                    reason: "no_customer_email".into(),
+                }),
+            });
         };
         let email = self
             .config
@@ -70,14 +83,46 @@ impl<M: Mailer> Fulfil for ConfirmationEmail<M> {
                 ConfirmationContext::new(order, &self.config.merchant_name),
             )
             .map_err(|e| FulfilError(format!("confirmation template: {e}")))?;
-        let message_id = mailer.send(&email).await?;
-        tracing::info!(
-            order_id = order.order_id,
-            recipient = to.hashed(),
-            message_id,
-            "order confirmation sent"
-        );
-        Ok(())
+        let status = match mailer.send(&email).await {
+            Ok(message_id) => {
+                tracing::info!(
+                    order_id = order.order_id,
+                    recipient = to.hashed(),
+                    message_id,
+                    "order confirmation sent"
+                );
+                EmailStatus::Sent { message_id }
+            }
+            Err(MailError::Rejected(reason)) => {
+                tracing::error!(
+                    order_id = order.order_id,
+                    recipient = to.hashed(),
+                    error = reason,
+                    "order confirmation refused for good; the order is fulfilled without it"
+                );
+                metrics::emit("ConfirmationEmailsFailed", 1.0, Unit::Count, &[]);
+                EmailStatus::Failed { reason }
+            }
+            Err(MailError::Unknown(detail)) => {
+                tracing::warn!(
+                    order_id = order.order_id,
+                    recipient = to.hashed(),
+                    error = detail,
+                    "order confirmation outcome unknown; counted as sent"
+                );
+                metrics::emit(
+                    "EmailOutcomeUnknown",
+                    1.0,
+                    Unit::Count,
+                    &[("Email", "confirmation")],
+                );
+                EmailStatus::Unknown { detail }
+            }
+            Err(err @ MailError::Unavailable(_)) => return Err(err.into()),
+        };
+        Ok(Fulfilled {
+            email: Some(status),
+        })
     }
 }
 

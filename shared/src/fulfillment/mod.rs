@@ -22,9 +22,11 @@ use lambda_http::{Body, Request, Response};
 pub use config::FulfillmentConfig;
 pub use confirmation::{ConfirmationConfig, ConfirmationEmail};
 pub use landing::{LandingError, LandingPage, handle as handle_landing};
-pub use order::{Fulfil, FulfilError, Order};
+pub use order::{Fulfil, FulfilError, Fulfilled, Order};
 pub use service::{Fulfillment, Outcome};
-pub use stream::{STREAM_EVENTS, handle as handle_stream};
+pub use stream::{
+    RECORD_TIME_BUDGET_SECS, RetryLater, STREAM_EVENTS, handle as handle_stream, handle_event,
+};
 
 use crate::clock::Clock;
 use crate::mail::MailError;

@@ -6,6 +6,7 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::ids::AccountId;
+use crate::mail::EmailStatus;
 use crate::store::{OrderDetails, OrderLine};
 use crate::stripe::{CheckoutSession, LineItem, PaymentIntent};
 
@@ -28,7 +29,14 @@ pub struct FulfilError(pub String);
 /// retried. If the process dies mid-way, the claim's lease expires and another invocation
 /// calls it again: implementations should be idempotent on `order.order_id` (at-least-once).
 pub trait Fulfil: Send + Sync {
-    fn fulfil(&self, order: &Order) -> impl Future<Output = Result<(), FulfilError>> + Send;
+    fn fulfil(&self, order: &Order) -> impl Future<Output = Result<Fulfilled, FulfilError>> + Send;
+}
+
+/// What a fulfilment reports for the order record (`Fulfilled::default()` when nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fulfilled {
+    /// The customer's email about this order, when the fulfilment sends one.
+    pub email: Option<EmailStatus>,
 }
 
 /// A Checkout Session's order, with every line item (all pages).

@@ -6,7 +6,8 @@ use super::{Fulfil, FulfillmentConfig, FulfillmentError, Order};
 use crate::clock::Clock;
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
 use crate::store::{
-    Claim, DynamoDb, FulfillmentState, OrderDetails, OrderRecord, OrderStore, StoreError,
+    Claim, DynamoDb, EventStore, FulfillmentState, OrderDetails, OrderRecord, OrderStore,
+    StoreError,
 };
 use crate::stripe::{PaymentIntent, PaymentStatus, StripeClient, StripeError};
 
@@ -26,6 +27,7 @@ pub enum Outcome {
 pub struct Fulfillment<F> {
     stripe: StripeClient,
     orders: OrderStore,
+    events: EventStore,
     fulfiller: F,
     config: FulfillmentConfig,
     clock: Clock,
@@ -36,7 +38,8 @@ impl<F: Fulfil> Fulfillment<F> {
     pub fn new(config: FulfillmentConfig, dynamodb: DynamoDb, fulfiller: F) -> Self {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
-            orders: OrderStore::new(config.orders_table.clone(), dynamodb),
+            orders: OrderStore::new(config.orders_table.clone(), dynamodb.clone()),
+            events: EventStore::new(config.events_table.clone(), dynamodb),
             fulfiller,
             config,
             clock: Clock::system(),
@@ -53,6 +56,17 @@ impl<F: Fulfil> Fulfillment<F> {
     #[must_use]
     pub fn orders(&self) -> &OrderStore {
         &self.orders
+    }
+
+    #[must_use]
+    pub fn events(&self) -> &EventStore {
+        &self.events
+    }
+
+    /// The lease a claim gets where no deadline is known.
+    #[must_use]
+    pub fn default_lease_secs(&self) -> i64 {
+        self.config.default_lease_secs
     }
 
     #[must_use]
@@ -202,13 +216,23 @@ impl<F: Fulfil> Fulfillment<F> {
             account: account.cloned(),
             details,
         };
-        if let Err(err) = self.fulfiller.fulfil(&order).await {
-            self.orders.release(order_id, &owner, now).await?;
-            return Err(err.into());
-        }
+        let fulfilled = match self.fulfiller.fulfil(&order).await {
+            Ok(fulfilled) => fulfilled,
+            Err(err) => {
+                self.orders.release(order_id, &owner, now).await?;
+                return Err(err.into());
+            }
+        };
         if !self
             .orders
-            .complete(order_id, &owner, payment_status, &order.details, now)
+            .complete(
+                order_id,
+                &owner,
+                payment_status,
+                &order.details,
+                fulfilled.email.as_ref(),
+                now,
+            )
             .await?
         {
             tracing::warn!(

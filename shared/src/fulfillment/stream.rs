@@ -1,27 +1,60 @@
 //! The fulfillment function's trigger: the events table's stream (NEW_IMAGE), as Lambda
 //! delivers it. Each record is one stored Stripe event; failures are reported per record
 //! (`ReportBatchItemFailures`) so one bad record neither blocks nor repeats the others.
+//!
+//! Every event handled here, from the stream or re-driven by the reconciler, ends with its
+//! outcome recorded on the event (`done`, `skipped`, or `failed` until a later try).
 
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use tracing::Instrument;
 
 use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
 use crate::lambda;
-use crate::store::{EventRecord, StoreError};
+use crate::metrics::{self, Unit};
+use crate::store::{
+    Consumer, EventOutcome, EventRecord, FULFILLMENT_EVENTS, FulfillmentState, Handled, StoreError,
+};
 use crate::stripe::{EventType, PaymentIntent};
 
-/// A record to retry (transient error, or another invocation holds the order).
+/// The event types this handler acts on: the SAM template's stream filter lists exactly
+/// these (tests/tests/template.rs), so Lambda is not invoked for the others.
+pub const STREAM_EVENTS: &[EventType] = FULFILLMENT_EVENTS;
+
+/// The longest one record can take: up to three Stripe calls (session, line items, or the
+/// PaymentIntent's session), each up to three attempts of `STRIPE_TIMEOUT_SECS` (8 s in the
+/// template) with backoff, plus DynamoDB and SES. A record is only started with this much
+/// time left, so an invocation never times out between `Fulfil` and recording it.
+pub const RECORD_TIME_BUDGET_SECS: i64 = 60;
+
+/// An event that is not finished and should be tried again: the stream retries the record,
+/// the reconciler the event.
 #[derive(Debug, thiserror::Error)]
-enum Retry {
+pub enum RetryLater {
     #[error(transparent)]
     Failed(#[from] FulfillmentError),
     #[error("another invocation is fulfilling this order")]
     Busy,
 }
 
-impl From<StoreError> for Retry {
+impl RetryLater {
+    /// A stable code for the event's recorded outcome and metrics.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Busy => "busy",
+            Self::Failed(FulfillmentError::NotFound(_)) => "not_found",
+            Self::Failed(FulfillmentError::Stripe(_)) => "stripe",
+            Self::Failed(FulfillmentError::Store(_)) => "storage",
+            Self::Failed(FulfillmentError::Fulfil(_)) => "fulfil",
+        }
+    }
+}
+
+impl From<StoreError> for RetryLater {
     fn from(err: StoreError) -> Self {
         Self::Failed(err.into())
     }
@@ -34,9 +67,21 @@ pub async fn handle<F: Fulfil>(
     deadline: Option<i64>,
 ) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
+    let mut out_of_time = false;
     for record in batch.records {
         let sequence = record.change.sequence_number.clone();
-        if let Err(err) = process(fulfillment, record, deadline).await {
+        // A timeout between `Fulfil` and `complete` would fulfil twice: a record is only
+        // started with time for its worst case left; it and the rest are retried.
+        out_of_time |=
+            deadline.is_some_and(|d| d - fulfillment.clock().now() < RECORD_TIME_BUDGET_SECS);
+        if out_of_time {
+            lambda::retry_later(&mut response, sequence);
+            continue;
+        }
+        let Some(event) = lambda::inserted_event(record, STREAM_EVENTS) else {
+            continue;
+        };
+        if let Err(err) = handle_event(fulfillment, &event, deadline).await {
             tracing::warn!(error = %err, sequence = sequence.as_deref(), "stream record will be retried");
             lambda::retry_later(&mut response, sequence);
         }
@@ -44,111 +89,84 @@ pub async fn handle<F: Fulfil>(
     response
 }
 
-/// The event types this handler acts on: the SAM template's stream filter lists exactly
-/// these (tests/tests/template.rs), so Lambda is not invoked for the others.
-pub const STREAM_EVENTS: &[EventType] = &[
-    EventType::CheckoutSessionCompleted,
-    EventType::CheckoutSessionAsyncPaymentSucceeded,
-    EventType::CheckoutSessionAsyncPaymentFailed,
-    EventType::PaymentIntentSucceeded,
-    EventType::PaymentIntentProcessing,
-    EventType::PaymentIntentPaymentFailed,
-];
-
-async fn process<F: Fulfil>(
+/// Acts on one stored event and records the outcome on it: the stream's path and the
+/// reconciler's re-drive, the same code.
+///
+/// # Errors
+/// The event is not finished and its trigger should retry it.
+pub async fn handle_event<F: Fulfil>(
     fulfillment: &Fulfillment<F>,
-    record: StreamRecord,
+    event: &EventRecord,
     deadline: Option<i64>,
-) -> Result<(), Retry> {
-    // TTL deletions and updates carry nothing new: only inserted events are acted on.
-    if record.event_name != "INSERT" {
-        return Ok(());
-    }
-    let event: EventRecord = match serde_dynamo::from_item(record.change.new_image) {
-        Ok(event) => event,
-        Err(err) => {
-            // Not an event this bundle wrote: retrying cannot help.
-            tracing::error!(error = %err, "stream record is not a stored event; skipped");
-            return Ok(());
-        }
-    };
-    if !STREAM_EVENTS.contains(&event.kind) {
-        return Ok(());
-    }
+) -> Result<(), RetryLater> {
     let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = event.account.as_ref().map(AccountId::as_str));
-    act(fulfillment, &event, deadline).instrument(span).await
+    async {
+        let result = act(fulfillment, event, deadline).await;
+        let outcome = EventOutcome::of(&result, RetryLater::code, fulfillment.clock().now());
+        fulfillment
+            .events()
+            .settle(&event.event_id, Consumer::Fulfillment, &outcome)
+            .await;
+        result.map(drop)
+    }
+    .instrument(span)
+    .await
 }
 
 async fn act<F: Fulfil>(
     fulfillment: &Fulfillment<F>,
     event: &EventRecord,
     deadline: Option<i64>,
-) -> Result<(), Retry> {
-    let now = fulfillment.clock().now();
-    let lease_until = fulfillment.lease_until(now, deadline);
+) -> Result<Handled, RetryLater> {
     let account = event.account.as_ref();
     match event.kind {
         EventType::CheckoutSessionCompleted | EventType::CheckoutSessionAsyncPaymentSucceeded => {
             let Some(session_id) = object_id::<SessionId>(event) else {
-                return Ok(());
+                return Ok(Handled::Skipped("malformed_object_id"));
             };
-            match fulfillment
-                .fulfill_checkout(&session_id, account, lease_until, now)
-                .await
-            {
-                Ok(Outcome::InProgressElsewhere) => Err(Retry::Busy),
-                Ok(_) => Ok(()),
-                Err(FulfillmentError::NotFound(what)) => {
+            let session = &session_id;
+            let result = fulfil_waiting(
+                fulfillment,
+                session.as_str(),
+                deadline,
+                |lease, now| async move {
                     fulfillment
-                        .record_failed(
-                            session_id.as_str(),
-                            account,
-                            format!("{what} not found at Stripe"),
-                            now,
-                        )
-                        .await?;
-                    Ok(())
-                }
-                Err(err) => Err(err.into()),
-            }
+                        .fulfill_checkout(session, account, lease, now)
+                        .await
+                        .map(Some)
+                },
+            )
+            .await;
+            settle_not_found(fulfillment, session_id.as_str(), account, result).await
         }
         EventType::CheckoutSessionAsyncPaymentFailed => {
             let Some(session_id) = object_id::<SessionId>(event) else {
-                return Ok(());
+                return Ok(Handled::Skipped("malformed_object_id"));
             };
             fulfillment
-                .record_payment_failed(session_id.as_str(), account, now)
+                .record_payment_failed(session_id.as_str(), account, fulfillment.clock().now())
                 .await?;
-            Ok(())
+            Ok(Handled::Done)
         }
         EventType::PaymentIntentSucceeded => {
-            let Some(intent) = payment_intent(fulfillment, event).await? else {
-                return Ok(());
+            let intent = match payment_intent(fulfillment, event).await {
+                Ok(Some(intent)) => intent,
+                Ok(None) => return Ok(Handled::Skipped("malformed_object_id")),
+                Err(err) => {
+                    let id = event.object_id.clone().unwrap_or_default();
+                    return settle_not_found(fulfillment, &id, account, Err(err.into())).await;
+                }
             };
             let id = intent.id.clone();
-            match fulfillment
-                .fulfill_payment_intent(intent, account, lease_until, now)
-                .await
-            {
-                Ok(Some(Outcome::InProgressElsewhere)) => Err(Retry::Busy),
-                Ok(_) => Ok(()),
-                Err(FulfillmentError::NotFound(what)) => {
-                    fulfillment
-                        .record_failed(
-                            id.as_str(),
-                            account,
-                            format!("{what} not found at Stripe"),
-                            now,
-                        )
-                        .await?;
-                    Ok(())
-                }
-                Err(err) => Err(err.into()),
-            }
+            let result = fulfil_waiting(fulfillment, id.as_str(), deadline, |lease, now| {
+                fulfillment.fulfill_payment_intent(intent.clone(), account, lease, now)
+            })
+            .await;
+            settle_not_found(fulfillment, id.as_str(), account, result).await
         }
         EventType::PaymentIntentProcessing | EventType::PaymentIntentPaymentFailed => {
             let Some(id) = object_id::<PaymentIntentId>(event) else {
-                return Ok(());
+                return Ok(Handled::Skipped("malformed_object_id"));
             };
             // Payments of Checkout Sessions are followed through the session's own events.
             if fulfillment
@@ -158,8 +176,9 @@ async fn act<F: Fulfil>(
                 .map_err(FulfillmentError::from)?
                 .is_some()
             {
-                return Ok(());
+                return Ok(Handled::Skipped("checkout_payment_intent"));
             }
+            let now = fulfillment.clock().now();
             if event.kind == EventType::PaymentIntentProcessing {
                 fulfillment
                     .record_awaiting_payment(id.as_str(), account, now)
@@ -169,9 +188,98 @@ async fn act<F: Fulfil>(
                     .record_payment_failed(id.as_str(), account, now)
                     .await?;
             }
-            Ok(())
+            Ok(Handled::Done)
         }
-        _ => Ok(()),
+        _ => Ok(Handled::Skipped("not_a_fulfillment_event")),
+    }
+}
+
+/// Runs `attempt` (`None`: not an order of this bundle's to fulfil); when another
+/// invocation holds the order's claim, waits for its lease to run out (a dead holder's lease
+/// ends; a live holder finishes first) and tries once more, as long as the wait and a
+/// record's worst case fit before the deadline.
+async fn fulfil_waiting<F, A, Fut>(
+    fulfillment: &Fulfillment<F>,
+    order_id: &str,
+    deadline: Option<i64>,
+    attempt: A,
+) -> Result<Option<Outcome>, RetryLater>
+where
+    F: Fulfil,
+    A: Fn(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Outcome>, FulfillmentError>>,
+{
+    let mut waited = false;
+    loop {
+        let now = fulfillment.clock().now();
+        match attempt(fulfillment.lease_until(now, deadline), now).await? {
+            Some(Outcome::InProgressElsewhere) if !waited => {
+                waited = true;
+                let Some(FulfillmentState::InProgress {
+                    lease_expires_at, ..
+                }) = fulfillment.orders().get(order_id).await?.map(|o| o.state)
+                else {
+                    continue;
+                };
+                let wait = (lease_expires_at - now + 1).max(0);
+                let fits = match deadline {
+                    Some(deadline) => now + wait + RECORD_TIME_BUDGET_SECS <= deadline,
+                    None => wait <= fulfillment.default_lease_secs(),
+                };
+                if !fits {
+                    return Err(RetryLater::Busy);
+                }
+                tracing::info!(
+                    order_id,
+                    wait,
+                    "order claimed elsewhere; waiting for its lease"
+                );
+                fulfillment
+                    .clock()
+                    .sleep(Duration::from_secs(wait.unsigned_abs()))
+                    .await;
+            }
+            Some(Outcome::InProgressElsewhere) => return Err(RetryLater::Busy),
+            outcome => return Ok(outcome),
+        }
+    }
+}
+
+/// A session or PaymentIntent Stripe does not know (a wrong key, test and live mixed,
+/// another account): the order is recorded `failed{not_found}`, counted, and the event left
+/// unresolved for the reconciler, since the stream's immediate retries cannot heal it.
+async fn settle_not_found<F: Fulfil>(
+    fulfillment: &Fulfillment<F>,
+    order_id: &str,
+    account: Option<&AccountId>,
+    result: Result<Option<Outcome>, RetryLater>,
+) -> Result<Handled, RetryLater> {
+    match result {
+        Ok(Some(_)) => Ok(Handled::Done),
+        // Paid through a Checkout Session: that session's own events fulfil it.
+        Ok(None) => Ok(Handled::Skipped("checkout_payment_intent")),
+        Err(RetryLater::Failed(FulfillmentError::NotFound(what))) => {
+            tracing::error!(
+                order_id,
+                what,
+                "not found at Stripe: order recorded failed, left for the reconciler"
+            );
+            metrics::emit("OrdersNotFound", 1.0, Unit::Count, &[]);
+            fulfillment
+                .record_failed(
+                    order_id,
+                    account,
+                    format!("{what} not found at Stripe"),
+                    fulfillment.clock().now(),
+                )
+                .await?;
+            let err = RetryLater::from(FulfillmentError::NotFound(what));
+            Ok(Handled::Unresolved {
+                reason: err.code(),
+                error: err.to_string(),
+            })
+        }
+        Err(err) => Err(err),
     }
 }
 
@@ -188,7 +296,7 @@ fn object_id<T: std::str::FromStr>(event: &EventRecord) -> Option<T> {
 async fn payment_intent<F: Fulfil>(
     fulfillment: &Fulfillment<F>,
     event: &EventRecord,
-) -> Result<Option<PaymentIntent>, Retry> {
+) -> Result<Option<PaymentIntent>, FulfillmentError> {
     if let Some(object) = &event.object
         && let Ok(intent) = serde_json::from_str::<PaymentIntent>(object)
     {
@@ -197,12 +305,8 @@ async fn payment_intent<F: Fulfil>(
     let Some(id) = object_id::<PaymentIntentId>(event) else {
         return Ok(None);
     };
-    match fulfillment
+    fulfillment
         .payment_intent(&id, event.account.as_ref())
         .await
-    {
-        Ok(intent) => Ok(Some(intent)),
-        Err(FulfillmentError::NotFound(_)) => Ok(None),
-        Err(err) => Err(err.into()),
-    }
+        .map(Some)
 }

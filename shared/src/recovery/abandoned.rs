@@ -123,9 +123,16 @@ impl<M: Mailer> Recovery<M> {
                 tracing::info!(session_id = %session.id, recipient = address_hash, message_id, "recovery email sent");
                 Ok(Decision::Sent { message_id })
             }
-            // SES may have sent it: keep the claim, so the retry finds it and sends nothing.
+            // SES may have sent it: counted as sent (`MailError::Unknown`). The claim is kept,
+            // so the retry finds it and sends nothing.
             Err(err @ RecoveryError::Mail(MailError::Unknown(_))) => {
                 tracing::warn!(session_id = %session.id, error = %err, "recovery email outcome unknown; not resent");
+                metrics::emit(
+                    "EmailOutcomeUnknown",
+                    1.0,
+                    Unit::Count,
+                    &[("Email", "recovery")],
+                );
                 Err(err)
             }
             Err(err) => {

@@ -8,6 +8,8 @@ use crate::stripe::StripeConfig;
 pub struct RecoveryConfig {
     pub stripe: StripeConfig,
     pub recovery_table: TableName,
+    /// Where each event's outcome is recorded.
+    pub events_table: TableName,
     pub mail: MailConfig,
     /// The sender's postal address, required in marketing email (CAN-SPAM).
     pub postal_address: String,
@@ -47,6 +49,7 @@ impl RecoveryConfig {
         Ok(Self {
             stripe: StripeConfig::from_env(env)?,
             recovery_table: TableName::from_env(env, "RECOVERY_TABLE")?,
+            events_table: TableName::from_env(env, "EVENTS_TABLE")?,
             mail: MailConfig::from_env(env)?,
             postal_address: config::required(env, "MERCHANT_POSTAL_ADDRESS")?,
             cooldown_secs: hours * 3600,

@@ -34,7 +34,7 @@ pub use unsubscribe::{
 use crate::clock::Clock;
 use crate::http::ApiError;
 use crate::mail::{MailError, Mailer};
-use crate::store::{DynamoDb, RecoveryStore, SkipReason, StoreError};
+use crate::store::{DynamoDb, EventStore, RECOVERY_EVENTS, RecoveryStore, SkipReason, StoreError};
 use crate::stripe::{EventType, StripeClient, StripeError};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,20 @@ pub enum RecoveryError {
     Template(String),
     #[error(transparent)]
     InvalidToken(#[from] InvalidToken),
+}
+
+impl RecoveryError {
+    /// A stable code for the event's recorded outcome and metrics.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Stripe(_) => "stripe",
+            Self::Store(_) => "storage",
+            Self::Mail(_) => "mail",
+            Self::Template(_) => "template",
+            Self::InvalidToken(_) => "invalid_token",
+        }
+    }
 }
 
 impl ApiError for RecoveryError {
@@ -89,6 +103,7 @@ pub struct Recovery<M> {
     config: RecoveryConfig,
     stripe: StripeClient,
     store: RecoveryStore,
+    events: EventStore,
     mailer: M,
     clock: Clock,
 }
@@ -98,7 +113,8 @@ impl<M: Mailer> Recovery<M> {
     pub fn new(config: RecoveryConfig, dynamodb: DynamoDb, mailer: M) -> Self {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
-            store: RecoveryStore::new(config.recovery_table.clone(), dynamodb),
+            store: RecoveryStore::new(config.recovery_table.clone(), dynamodb.clone()),
+            events: EventStore::new(config.events_table.clone(), dynamodb),
             config,
             mailer,
             clock: Clock::system(),
@@ -131,11 +147,7 @@ impl<M: Mailer> crate::lambda::StreamAndHttp for Recovery<M> {
 
 /// The event types this function acts on: the SAM template's stream filter lists exactly
 /// these (tests/tests/template.rs), so Lambda is not invoked for the others.
-pub const STREAM_EVENTS: &[EventType] = &[
-    EventType::CheckoutSessionExpired,
-    EventType::CheckoutSessionAsyncPaymentFailed,
-    EventType::CheckoutSessionCompleted,
-];
+pub const STREAM_EVENTS: &[EventType] = RECOVERY_EVENTS;
 
 /// `fr`, `fr-CA` -> French; everything else English.
 fn language(locale: Option<&str>) -> &'static str {

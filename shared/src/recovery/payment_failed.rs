@@ -4,7 +4,8 @@
 use serde::Serialize;
 
 use super::{Recovery, RecoveryError, language};
-use crate::mail::{EmailAddress, Mailer};
+use crate::mail::{EmailAddress, MailError, Mailer};
+use crate::metrics::{self, Unit};
 use crate::stripe::{CheckoutSession, IdempotencyKey};
 
 #[derive(Serialize)]
@@ -61,6 +62,18 @@ impl<M: Mailer> Recovery<M> {
             Ok(message_id) => {
                 tracing::info!(session_id = %session.id, recipient = to.hashed(), message_id, "payment-failed notice sent");
                 Ok(true)
+            }
+            // SES may have sent it: counted as sent (`MailError::Unknown`). The claim is kept,
+            // so the retry finds it and sends nothing.
+            Err(err @ RecoveryError::Mail(MailError::Unknown(_))) => {
+                tracing::warn!(session_id = %session.id, error = %err, "payment-failed notice outcome unknown; not resent");
+                metrics::emit(
+                    "EmailOutcomeUnknown",
+                    1.0,
+                    Unit::Count,
+                    &[("Email", "payment_failed")],
+                );
+                Err(err)
             }
             Err(err) => {
                 self.store

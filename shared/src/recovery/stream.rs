@@ -2,16 +2,22 @@
 //! the abandoned-cart email, the payment-failed notice or the purchase record, each record
 //! started only with time left for its worst case.
 
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use tracing::Instrument;
 
-use super::{RECORD_TIME_BUDGET_SECS, Recovery, RecoveryError, STREAM_EVENTS};
+use super::{Decision, RECORD_TIME_BUDGET_SECS, Recovery, RecoveryError, STREAM_EVENTS};
 use crate::ids::{AccountId, SessionId};
 use crate::lambda;
 use crate::mail::Mailer;
-use crate::store::EventRecord;
+use crate::store::{Consumer, EventOutcome, EventRecord, Handled};
 use crate::stripe::{CheckoutSession, EventType};
+
+enum SessionOf {
+    Found(Box<CheckoutSession>),
+    NoId,
+    NotFound(SessionId),
+}
 
 impl<M: Mailer> Recovery<M> {
     /// One stream batch; `deadline` is the invocation's, in unix seconds, when known.
@@ -31,7 +37,10 @@ impl<M: Mailer> Recovery<M> {
                 lambda::retry_later(&mut response, sequence);
                 continue;
             }
-            if let Err(err) = self.process(record).await {
+            let Some(event) = lambda::inserted_event(record, STREAM_EVENTS) else {
+                continue;
+            };
+            if let Err(err) = self.handle_event(&event).await {
                 tracing::warn!(error = %err, sequence = sequence.as_deref(), "stream record will be retried");
                 lambda::retry_later(&mut response, sequence);
             }
@@ -39,47 +48,69 @@ impl<M: Mailer> Recovery<M> {
         response
     }
 
-    async fn process(&self, record: StreamRecord) -> Result<(), RecoveryError> {
-        if record.event_name != "INSERT" {
-            return Ok(());
-        }
-        let Ok(event) = serde_dynamo::from_item::<_, EventRecord>(record.change.new_image) else {
-            tracing::error!("stream record is not a stored event; skipped");
-            return Ok(());
-        };
-        if !STREAM_EVENTS.contains(&event.kind) {
-            return Ok(());
-        }
+    /// Acts on one stored event and records the outcome on it: the stream's path and the
+    /// reconciler's re-drive, the same code.
+    ///
+    /// # Errors
+    /// The event is not finished and its trigger should retry it.
+    pub async fn handle_event(&self, event: &EventRecord) -> Result<(), RecoveryError> {
         let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = event.account.as_ref().map(AccountId::as_str));
         async {
-            let Some(session) = self.session_of(&event).await? else {
-                return Ok(());
-            };
-            let now = self.clock.now();
-            match event.kind {
-                EventType::CheckoutSessionExpired => self
-                    .session_expired(&session, event.account.as_ref(), now)
-                    .await
-                    .map(drop),
-                EventType::CheckoutSessionAsyncPaymentFailed => {
-                    self.payment_failed(&session, now).await.map(drop)
-                }
-                _ => self.session_completed(&session, event.created, now).await,
-            }
+            let result = self.act(event).await;
+            let outcome = EventOutcome::of(&result, RecoveryError::code, self.clock.now());
+            self.events
+                .settle(&event.event_id, Consumer::Recovery, &outcome)
+                .await;
+            result.map(drop)
         }
         .instrument(span)
         .await
     }
 
+    async fn act(&self, event: &EventRecord) -> Result<Handled, RecoveryError> {
+        let session = match self.session_of(event).await? {
+            SessionOf::Found(session) => session,
+            SessionOf::NoId => return Ok(Handled::Skipped("malformed_object_id")),
+            // Acknowledged (the stream's retries cannot heal it), left for the reconciler.
+            SessionOf::NotFound(id) => {
+                return Ok(Handled::Unresolved {
+                    reason: "not_found",
+                    error: format!("{id} not found at Stripe"),
+                });
+            }
+        };
+        let now = self.clock.now();
+        Ok(match event.kind {
+            EventType::CheckoutSessionExpired => {
+                match self
+                    .session_expired(&session, event.account.as_ref(), now)
+                    .await?
+                {
+                    Decision::Sent { .. } => Handled::Done,
+                    Decision::Skipped(reason) => Handled::Skipped(reason.as_str()),
+                }
+            }
+            EventType::CheckoutSessionAsyncPaymentFailed => {
+                if self.payment_failed(&session, now).await? {
+                    Handled::Done
+                } else {
+                    Handled::Skipped("no_email_or_already_sent")
+                }
+            }
+            EventType::CheckoutSessionCompleted => {
+                self.session_completed(&session, event.created, now).await?;
+                Handled::Done
+            }
+            _ => Handled::Skipped("not_a_recovery_event"),
+        })
+    }
+
     /// The session in the event: as stored, or from Stripe when it was too large to store
     /// (or stored in a shape this version does not read).
-    async fn session_of(
-        &self,
-        event: &EventRecord,
-    ) -> Result<Option<CheckoutSession>, RecoveryError> {
+    async fn session_of(&self, event: &EventRecord) -> Result<SessionOf, RecoveryError> {
         if let Some(stored) = event.object.as_deref() {
             match serde_json::from_str::<CheckoutSession>(stored) {
-                Ok(session) => return Ok(Some(session)),
+                Ok(session) => return Ok(SessionOf::Found(Box::new(session))),
                 Err(err) => {
                     tracing::warn!(error = %err, "stored session unreadable; retrieving it from Stripe");
                 }
@@ -91,17 +122,17 @@ impl<M: Mailer> Recovery<M> {
             .and_then(|id| id.parse::<SessionId>().ok())
         else {
             tracing::error!("event without a checkout session id; skipped");
-            return Ok(None);
+            return Ok(SessionOf::NoId);
         };
         match self
             .stripe
             .retrieve_checkout_session(&id, event.account.as_ref())
             .await
         {
-            Ok(session) => Ok(Some(session)),
+            Ok(session) => Ok(SessionOf::Found(Box::new(session))),
             Err(err) if err.is_not_found() => {
-                tracing::warn!(session_id = %id, "session unknown to Stripe; skipped");
-                Ok(None)
+                tracing::warn!(session_id = %id, "session unknown to Stripe; left for the reconciler");
+                Ok(SessionOf::NotFound(id))
             }
             Err(err) => Err(err.into()),
         }

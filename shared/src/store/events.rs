@@ -1,17 +1,175 @@
 //! The events table: one item per Stripe event id, written once, read downstream from the
-//! table's stream (NEW_IMAGE) by fulfillment and recovery.
+//! table's stream (NEW_IMAGE) by fulfillment and recovery, and then marked with what each
+//! consumer did with it.
+//!
+//! An event is *pending* for a consumer from the moment it is stored until that consumer
+//! records a final outcome (`done` or `skipped`). Pending is a sparse attribute per consumer
+//! (`pending_fulfillment`, `pending_recovery`, holding the event type) that keys a global
+//! secondary index with `received_at` as sort key, so "events of type T received before
+//! a cutoff that C has not finished" is one Query, never a Scan. Outcome updates are MODIFY
+//! records on the stream, which the consumers' filters (INSERT only) never see.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::{DynamoDb, StoreError, conditional_write};
+use super::{DynamoDb, StoreError, conditional_write, n, s};
 use crate::config::TableName;
 use crate::ids::{AccountId, EventId};
+use crate::metrics::{self, Unit};
 use crate::stripe::{Event, EventType};
 
 /// DynamoDB refuses items over 400 KB. Stripe objects are far smaller, but a body may be up
 /// to 1 MiB; rather than fail such an event forever (Stripe would retry it for days), it is
 /// stored without its object, and consumers retrieve the object from Stripe.
 const MAX_STORED_OBJECT_BYTES: usize = 350 * 1024;
+
+/// The event types the fulfillment function acts on.
+pub const FULFILLMENT_EVENTS: &[EventType] = &[
+    EventType::CheckoutSessionCompleted,
+    EventType::CheckoutSessionAsyncPaymentSucceeded,
+    EventType::CheckoutSessionAsyncPaymentFailed,
+    EventType::PaymentIntentSucceeded,
+    EventType::PaymentIntentProcessing,
+    EventType::PaymentIntentPaymentFailed,
+];
+
+/// The event types the recovery function acts on.
+pub const RECOVERY_EVENTS: &[EventType] = &[
+    EventType::CheckoutSessionExpired,
+    EventType::CheckoutSessionAsyncPaymentFailed,
+    EventType::CheckoutSessionCompleted,
+];
+
+/// A function that consumes the events stream. Which types each takes is listed here, below
+/// the domain modules, because the store marks an event pending for its consumers when it
+/// writes it; the SAM template's stream filters list the same types (tests/tests/template.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Consumer {
+    Fulfillment,
+    Recovery,
+}
+
+impl Consumer {
+    pub const ALL: [Consumer; 2] = [Consumer::Fulfillment, Consumer::Recovery];
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fulfillment => "fulfillment",
+            Self::Recovery => "recovery",
+        }
+    }
+
+    #[must_use]
+    pub fn events(self) -> &'static [EventType] {
+        match self {
+            Self::Fulfillment => FULFILLMENT_EVENTS,
+            Self::Recovery => RECOVERY_EVENTS,
+        }
+    }
+
+    /// The sparse attribute (and index key) marking an event this consumer has not finished.
+    #[must_use]
+    pub fn pending_attribute(self) -> &'static str {
+        match self {
+            Self::Fulfillment => "pending_fulfillment",
+            Self::Recovery => "pending_recovery",
+        }
+    }
+
+    /// The index over `pending_attribute`, sorted by `received_at`.
+    #[must_use]
+    pub fn pending_index(self) -> &'static str {
+        match self {
+            Self::Fulfillment => "fulfillment-pending",
+            Self::Recovery => "recovery-pending",
+        }
+    }
+
+    fn outcome_attribute(self) -> &'static str {
+        match self {
+            Self::Fulfillment => "outcome_fulfillment",
+            Self::Recovery => "outcome_recovery",
+        }
+    }
+
+    fn attempts_attribute(self) -> &'static str {
+        match self {
+            Self::Fulfillment => "attempts_fulfillment",
+            Self::Recovery => "attempts_recovery",
+        }
+    }
+}
+
+impl std::fmt::Display for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one consumer did with one event, last time it tried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum EventOutcome {
+    /// Acted on (fulfilled, emailed, recorded). Final.
+    Done { at: i64 },
+    /// Nothing to do, for a stated reason (no consent, not this bundle's payment). Final.
+    Skipped { reason: String, at: i64 },
+    /// Not finished: the stream or the reconciler tries again; `reason` is a stable code,
+    /// `error` the detail.
+    Failed {
+        reason: String,
+        error: String,
+        at: i64,
+    },
+}
+
+impl EventOutcome {
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Failed { .. })
+    }
+
+    /// The outcome a consumer's handling ended with, at `at`; `code` names an error.
+    pub fn of<E: std::fmt::Display>(
+        result: &Result<Handled, E>,
+        code: impl FnOnce(&E) -> &'static str,
+        at: i64,
+    ) -> Self {
+        match result {
+            Ok(Handled::Done) => Self::Done { at },
+            Ok(Handled::Skipped(reason)) => Self::Skipped {
+                reason: (*reason).into(),
+                at,
+            },
+            Ok(Handled::Unresolved { reason, error }) => Self::Failed {
+                reason: (*reason).into(),
+                error: error.clone(),
+                at,
+            },
+            Err(err) => Self::Failed {
+                reason: code(err).into(),
+                error: err.to_string(),
+                at,
+            },
+        }
+    }
+}
+
+/// How a consumer finished with an event, when its handler returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    Skipped(&'static str),
+    /// Acknowledged to the stream, whose immediate retries cannot heal it (a Stripe 404),
+    /// but not finished: left `failed` for the reconciler's re-drive with backoff.
+    Unresolved {
+        reason: &'static str,
+        error: String,
+    },
+}
 
 /// An event as stored, and as stream consumers read it back from `NEW_IMAGE`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +193,19 @@ pub struct EventRecord {
     pub received_at: i64,
     /// TTL attribute: DynamoDB deletes the record after the retention period.
     pub expires_at: i64,
+    /// The event type while fulfillment has not finished it (the pending index's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_fulfillment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_recovery: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_fulfillment: Option<EventOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_recovery: Option<EventOutcome>,
+    #[serde(default)]
+    pub attempts_fulfillment: u32,
+    #[serde(default)]
+    pub attempts_recovery: u32,
 }
 
 impl EventRecord {
@@ -42,6 +213,12 @@ impl EventRecord {
     pub fn new(event: &Event, received_at: i64, retention_secs: i64) -> Self {
         let object_ref = event.object_ref().unwrap_or_default();
         let raw = event.data.object.get();
+        let pending = |consumer: Consumer| {
+            consumer
+                .events()
+                .contains(&event.kind)
+                .then(|| event.kind.to_string())
+        };
         Self {
             event_id: event.id.clone(),
             kind: event.kind.clone(),
@@ -54,6 +231,36 @@ impl EventRecord {
             object: (raw.len() <= MAX_STORED_OBJECT_BYTES).then(|| raw.to_string()),
             received_at,
             expires_at: received_at.saturating_add(retention_secs),
+            pending_fulfillment: pending(Consumer::Fulfillment),
+            pending_recovery: pending(Consumer::Recovery),
+            outcome_fulfillment: None,
+            outcome_recovery: None,
+            attempts_fulfillment: 0,
+            attempts_recovery: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn outcome(&self, consumer: Consumer) -> Option<&EventOutcome> {
+        match consumer {
+            Consumer::Fulfillment => self.outcome_fulfillment.as_ref(),
+            Consumer::Recovery => self.outcome_recovery.as_ref(),
+        }
+    }
+
+    #[must_use]
+    pub fn attempts(&self, consumer: Consumer) -> u32 {
+        match consumer {
+            Consumer::Fulfillment => self.attempts_fulfillment,
+            Consumer::Recovery => self.attempts_recovery,
+        }
+    }
+
+    #[must_use]
+    pub fn is_pending(&self, consumer: Consumer) -> bool {
+        match consumer {
+            Consumer::Fulfillment => self.pending_fulfillment.is_some(),
+            Consumer::Recovery => self.pending_recovery.is_some(),
         }
     }
 }
@@ -65,6 +272,13 @@ pub enum Recorded {
     Duplicate,
 }
 
+/// One page of pending events, and where the next one starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingPage {
+    pub events: Vec<EventRecord>,
+    pub next: Option<HashMap<String, AttributeValue>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct EventStore {
     client: DynamoDb,
@@ -73,6 +287,8 @@ pub struct EventStore {
 
 impl EventStore {
     pub const KEY: &'static str = "event_id";
+    /// The index over `object_id` (a session, a PaymentIntent), sorted by `received_at`.
+    pub const BY_OBJECT_INDEX: &'static str = "by-object";
 
     #[must_use]
     pub fn new(table: TableName, client: DynamoDb) -> Self {
@@ -83,7 +299,7 @@ impl EventStore {
     /// so concurrent deliveries of an event leave exactly one record and one `New`.
     ///
     /// # Errors
-    /// DynamoDB failed, or an item read back is not of this shape.
+    /// DynamoDB failed, or the record could not be encoded.
     pub async fn record_once(&self, record: &EventRecord) -> Result<Recorded, StoreError> {
         let item = serde_dynamo::to_item(record)?;
         let result = self
@@ -104,11 +320,179 @@ impl EventStore {
         })
     }
 
-    /// Reads a stored event back (tests, the local stack's tools, backfills).
+    /// Reads a stored event back.
     ///
     /// # Errors
-    /// DynamoDB failed, or an item read back is not of this shape.
+    /// DynamoDB failed, or the item is not a stored event.
     pub async fn get(&self, id: &EventId) -> Result<Option<EventRecord>, StoreError> {
         super::get_item(&self.client, &self.table, Self::KEY, id.as_str()).await
+    }
+
+    /// Records what `consumer` did with the event, and counts the attempt. A final outcome
+    /// takes the event off the consumer's pending index; a failure never replaces a final
+    /// outcome (a late, slower attempt cannot undo a finished one). Returns `false` when
+    /// nothing was written: the event is not stored (a hand-fed record), or it was already
+    /// final and this is a failure.
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn record_outcome(
+        &self,
+        id: &EventId,
+        consumer: Consumer,
+        outcome: &EventOutcome,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(id.as_str()))
+            .expression_attribute_names("#key", Self::KEY)
+            .expression_attribute_names("#outcome", consumer.outcome_attribute())
+            .expression_attribute_names("#attempts", consumer.attempts_attribute())
+            .expression_attribute_values(":outcome", serde_dynamo::to_attribute_value(outcome)?)
+            .expression_attribute_values(":one", n(1));
+        if outcome.is_final() {
+            update = update
+                .update_expression("SET #outcome = :outcome ADD #attempts :one REMOVE #pending")
+                .expression_attribute_names("#pending", consumer.pending_attribute())
+                .condition_expression("attribute_exists(#key)");
+        } else {
+            update = update
+                .update_expression("SET #outcome = :outcome ADD #attempts :one")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":failed", s("failed"))
+                .condition_expression(
+                    "attribute_exists(#key) AND (attribute_not_exists(#outcome) OR #outcome.#status = :failed)",
+                );
+        }
+        conditional_write("UpdateItem", update.send().await)
+    }
+
+    /// Records an outcome as [`Self::record_outcome`] does, for consumers that have already
+    /// acted: a failure to record is logged and counted, not returned, since the event stays
+    /// pending and the reconciler comes back to it (acting again is idempotent).
+    pub async fn settle(&self, id: &EventId, consumer: Consumer, outcome: &EventOutcome) {
+        if let EventOutcome::Failed { reason, .. } = outcome {
+            metrics::emit(
+                "EventsFailed",
+                1.0,
+                Unit::Count,
+                &[("Consumer", consumer.as_str()), ("Reason", reason)],
+            );
+        }
+        match self.record_outcome(id, consumer, outcome).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(event_id = %id, consumer = consumer.as_str(), "outcome not recorded: event not stored, or already final");
+            }
+            Err(err) => {
+                tracing::warn!(event_id = %id, consumer = consumer.as_str(), error = %err, "outcome not recorded; the reconciler will come back to it");
+            }
+        }
+    }
+
+    /// Puts an event back on `consumer`'s pending index with its attempts reset, so the
+    /// reconciler tries it again (`ops redrive`).
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn mark_pending(
+        &self,
+        event: &EventRecord,
+        consumer: Consumer,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(event.event_id.as_str()))
+            .update_expression("SET #pending = :type, #attempts = :zero REMOVE #outcome")
+            .condition_expression("attribute_exists(#key)")
+            .expression_attribute_names("#key", Self::KEY)
+            .expression_attribute_names("#pending", consumer.pending_attribute())
+            .expression_attribute_names("#attempts", consumer.attempts_attribute())
+            .expression_attribute_names("#outcome", consumer.outcome_attribute())
+            .expression_attribute_values(":type", s(event.kind.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        conditional_write("UpdateItem", result)
+    }
+
+    /// Events of type `kind` that `consumer` has not finished, received at or before
+    /// `received_before`, oldest first: one Query on the consumer's pending index.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item is not a stored event.
+    pub async fn pending(
+        &self,
+        consumer: Consumer,
+        kind: &EventType,
+        received_before: i64,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<PendingPage, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(self.table.as_str())
+            .index_name(consumer.pending_index())
+            .key_condition_expression("#pending = :type AND received_at <= :before")
+            .expression_attribute_names("#pending", consumer.pending_attribute())
+            .expression_attribute_values(":type", s(kind.as_str()))
+            .expression_attribute_values(":before", n(received_before))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|err| StoreError::from_sdk("Query", err))?;
+        let events = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(serde_dynamo::from_item)
+            .collect::<Result<_, _>>()?;
+        Ok(PendingPage {
+            events,
+            next: output.last_evaluated_key.filter(|key| !key.is_empty()),
+        })
+    }
+
+    /// Every stored event about one object (a session, a PaymentIntent), oldest first.
+    ///
+    /// # Errors
+    /// DynamoDB failed, or an item is not a stored event.
+    pub async fn for_object(&self, object_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(self.table.as_str())
+                .index_name(Self::BY_OBJECT_INDEX)
+                .key_condition_expression("object_id = :id")
+                .expression_attribute_values(":id", s(object_id))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| StoreError::from_sdk("Query", err))?;
+            for item in output.items.unwrap_or_default() {
+                if let Some(AttributeValue::S(id)) = item.get(Self::KEY) {
+                    ids.push(id.clone());
+                }
+            }
+            start = output.last_evaluated_key.filter(|key| !key.is_empty());
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut events = Vec::new();
+        for id in ids {
+            let item: Option<EventRecord> =
+                super::get_item(&self.client, &self.table, Self::KEY, &id).await?;
+            events.extend(item);
+        }
+        events.sort_by_key(|e| (e.created, e.received_at));
+        Ok(events)
     }
 }

@@ -1,6 +1,7 @@
 //! DynamoDB stores. Idempotency lives here: every write that must happen once is a
 //! conditional write, so concurrent Lambdas race safely on DynamoDB, not in memory.
 
+mod checkpoints;
 mod events;
 mod orders;
 mod recovery;
@@ -8,7 +9,11 @@ mod sessions;
 pub mod tables;
 
 pub use aws_sdk_dynamodb::Client as DynamoDb;
-pub use events::{EventRecord, EventStore, Recorded};
+pub use checkpoints::CheckpointStore;
+pub use events::{
+    Consumer, EventOutcome, EventRecord, EventStore, FULFILLMENT_EVENTS, Handled, PendingPage,
+    RECOVERY_EVENTS, Recorded,
+};
 pub use orders::{Claim, FulfillmentState, OrderDetails, OrderLine, OrderRecord, OrderStore};
 pub use recovery::{RecoveryClaim, RecoveryStore, SkipReason};
 pub use sessions::{SessionRecord, SessionStore};

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{DynamoDb, StoreError, conditional_write, n, s};
 use crate::config::TableName;
 use crate::ids::AccountId;
+use crate::mail::EmailStatus;
 use crate::money::Currency;
 use crate::stripe::PaymentStatus;
 
@@ -99,6 +100,9 @@ pub struct OrderRecord {
     #[serde(default)]
     pub attempts: u32,
     pub updated_at: i64,
+    /// The order-confirmation email, once fulfilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailStatus>,
 }
 
 /// The outcome of trying to claim an order for fulfilment.
@@ -190,14 +194,25 @@ impl OrderStore {
         owner: &str,
         payment_status: PaymentStatus,
         details: &OrderDetails,
+        email: Option<&EmailStatus>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let mut set = "SET #state = :fulfilled, fulfilled_at = :now, updated_at = :now, details = :details, payment_status = :paid".to_string();
+        if email.is_some() {
+            set.push_str(", email = :email");
+        }
         let result = self
             .client
             .update_item()
             .table_name(self.table.as_str())
             .key(Self::KEY, s(order_id))
-            .update_expression("SET #state = :fulfilled, fulfilled_at = :now, updated_at = :now, details = :details, payment_status = :paid REMOVE lease_owner, lease_expires_at")
+            .update_expression(format!("{set} REMOVE lease_owner, lease_expires_at"))
+            .set_expression_attribute_values(
+                email
+                    .map(serde_dynamo::to_attribute_value)
+                    .transpose()?
+                    .map(|email| HashMap::from([(":email".to_string(), email)])),
+            )
             .condition_expression("#state = :in_progress AND lease_owner = :owner")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":fulfilled", s("fulfilled"))

@@ -2,29 +2,74 @@
 //! tests to create tables on a DynamoDB-protocol server the way the SAM template does in AWS.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
-use super::{DynamoDb, EventStore, OrderStore, RecoveryStore, SessionStore, StoreError};
+use super::{
+    CheckpointStore, DynamoDb, EventStore, OrderStore, RecoveryStore, SessionStore, StoreError,
+};
 
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     pub partition_key: &'static str,
     pub stream: Option<StreamViewType>,
     pub ttl_attribute: Option<&'static str>,
+    pub indexes: &'static [IndexSpec],
+}
+
+/// A global secondary index: a string partition key, a number sort key.
+#[derive(Debug, Clone)]
+pub struct IndexSpec {
+    pub name: &'static str,
+    pub partition_key: &'static str,
+    pub sort_key: &'static str,
+    /// `KEYS_ONLY` when readers fetch the items themselves, else `ALL`.
+    pub keys_only: bool,
 }
 
 pub const EVENTS: TableSpec = TableSpec {
     partition_key: EventStore::KEY,
     stream: Some(StreamViewType::NewImage),
     ttl_attribute: Some("expires_at"),
+    indexes: &[
+        // Sparse: only events a consumer has not finished have the key attribute.
+        IndexSpec {
+            name: "fulfillment-pending",
+            partition_key: "pending_fulfillment",
+            sort_key: "received_at",
+            keys_only: false,
+        },
+        IndexSpec {
+            name: "recovery-pending",
+            partition_key: "pending_recovery",
+            sort_key: "received_at",
+            keys_only: false,
+        },
+        // For `ops explain`: every event of one session or PaymentIntent.
+        IndexSpec {
+            name: EventStore::BY_OBJECT_INDEX,
+            partition_key: "object_id",
+            sort_key: "received_at",
+            keys_only: true,
+        },
+    ],
+};
+
+/// The reconciler's backfill checkpoints, one item per Stripe account.
+pub const RECONCILE: TableSpec = TableSpec {
+    partition_key: CheckpointStore::KEY,
+    stream: None,
+    ttl_attribute: None,
+    indexes: &[],
 };
 
 pub const SESSIONS: TableSpec = TableSpec {
     partition_key: SessionStore::KEY,
     stream: None,
     ttl_attribute: Some("ttl"),
+    indexes: &[],
 };
 
 /// Orders have a stream too, so other systems (shipping, analytics) can follow fulfilments.
@@ -32,12 +77,14 @@ pub const ORDERS: TableSpec = TableSpec {
     partition_key: OrderStore::KEY,
     stream: Some(StreamViewType::NewAndOldImages),
     ttl_attribute: None,
+    indexes: &[],
 };
 
 pub const RECOVERY: TableSpec = TableSpec {
     partition_key: RecoveryStore::KEY,
     stream: None,
     ttl_attribute: Some("ttl"),
+    indexes: &[],
 };
 
 /// Creates the table if it does not exist yet, then enables its TTL.
@@ -45,24 +92,52 @@ pub const RECOVERY: TableSpec = TableSpec {
 /// # Errors
 /// DynamoDB refused to create the table or to enable its TTL.
 pub async fn ensure(client: &DynamoDb, name: &str, spec: &TableSpec) -> Result<(), StoreError> {
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .expect("name and type are set")
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and key type are set")
+    };
     let mut create = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(spec.partition_key)
-                .attribute_type(ScalarAttributeType::S)
+        .attribute_definitions(attribute(spec.partition_key, ScalarAttributeType::S))
+        .key_schema(key(spec.partition_key, KeyType::Hash));
+    let mut defined = vec![spec.partition_key];
+    for index in spec.indexes {
+        for (name, kind) in [
+            (index.partition_key, ScalarAttributeType::S),
+            (index.sort_key, ScalarAttributeType::N),
+        ] {
+            if !defined.contains(&name) {
+                defined.push(name);
+                create = create.attribute_definitions(attribute(name, kind));
+            }
+        }
+        let projection = if index.keys_only {
+            ProjectionType::KeysOnly
+        } else {
+            ProjectionType::All
+        };
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.partition_key, KeyType::Hash))
+                .key_schema(key(index.sort_key, KeyType::Range))
+                .projection(Projection::builder().projection_type(projection).build())
                 .build()
-                .expect("name and type are set"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(spec.partition_key)
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("name and key type are set"),
+                .expect("name and keys are set"),
         );
+    }
     if let Some(view) = &spec.stream {
         create = create.stream_specification(
             StreamSpecification::builder()
@@ -96,4 +171,27 @@ pub async fn ensure(client: &DynamoDb, name: &str, spec: &TableSpec) -> Result<(
             .map_err(|err| StoreError::from_sdk("UpdateTimeToLive", err))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Consumer;
+
+    #[test]
+    fn each_consumer_queries_an_index_the_events_table_has() {
+        for consumer in Consumer::ALL {
+            let index = EVENTS
+                .indexes
+                .iter()
+                .find(|i| i.name == consumer.pending_index())
+                .unwrap_or_else(|| panic!("{consumer}: no index"));
+            assert_eq!(index.partition_key, consumer.pending_attribute());
+            assert_eq!(index.sort_key, "received_at");
+            assert!(
+                !index.keys_only,
+                "the reconciler reads the events from the index"
+            );
+        }
+    }
 }

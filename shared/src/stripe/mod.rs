@@ -221,7 +221,7 @@ impl StripeClient {
         &self,
         query: &Form,
         account: Option<&AccountId>,
-    ) -> Result<List<ListedEvent>, StripeError> {
+    ) -> Result<List<Event>, StripeError> {
         let options = RequestOptions {
             account,
             idempotency_key: None,

@@ -178,18 +178,6 @@ pub struct PromotionCode {
     pub expires_at: Option<i64>,
 }
 
-/// An event as listed by `GET /v1/events` (backfill); the object stays raw like the webhook's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ListedEvent {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub created: i64,
-    #[serde(default)]
-    pub account: Option<String>,
-    pub data: serde_json::Value,
-}
-
 /// A PaymentIntent, as in `payment_intent.*` events (Payment Element flows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaymentIntent {

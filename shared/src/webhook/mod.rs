@@ -17,6 +17,9 @@ use crate::ids::EventId;
 use crate::store::{DynamoDb, EventRecord, EventStore, Recorded, StoreError};
 use crate::stripe::{Event, EventError};
 
+/// Stripe's partner event sources are `aws.partner/stripe.com/<account id>/<name>`.
+pub const EVENT_BRIDGE_SOURCE_PREFIX: &str = "aws.partner/stripe.com";
+
 /// Bodies over this are refused before any work; Stripe events are a few KB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -30,13 +33,15 @@ pub enum WebhookError {
     Event(#[from] EventError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("an EventBridge event whose source is not Stripe's partner event source")]
+    NotFromStripe,
 }
 
 impl ApiError for WebhookError {
     fn status(&self) -> StatusCode {
         match self {
             Self::TooLarge(err) => err.status(),
-            Self::Signature(_) | Self::Event(_) => StatusCode::BAD_REQUEST,
+            Self::Signature(_) | Self::Event(_) | Self::NotFromStripe => StatusCode::BAD_REQUEST,
             Self::Store(err) => err.status(),
         }
     }
@@ -53,6 +58,7 @@ impl ApiError for WebhookError {
                 "signature_malformed"
             }
             Self::Event(_) => "invalid_event",
+            Self::NotFromStripe => "not_from_stripe",
             Self::Store(err) => err.code(),
         }
     }
@@ -131,6 +137,43 @@ impl WebhookReceiver {
     ) -> Result<Receipt, WebhookError> {
         PayloadTooLarge::check(body, MAX_BODY_BYTES)?;
         self.verifier.verify(signature, body, now)?;
+        self.store_event(body, "webhook", now).await
+    }
+
+    /// Stores one event delivered by Amazon EventBridge (Stripe's event destination for a
+    /// partner event bus): the rule's pattern pins `source` to Stripe's partner source and
+    /// EventBridge is the trusted sender, so there is no signature; the same conditional put
+    /// as a webhook delivery.
+    ///
+    /// # Errors
+    /// Not an event from Stripe's partner source, or its `detail` is not a Stripe event
+    /// (EventBridge records the failed invocation), or DynamoDB failed (EventBridge retries).
+    pub async fn receive_from_event_bridge(
+        &self,
+        envelope: &serde_json::Value,
+    ) -> Result<Receipt, WebhookError> {
+        let from_stripe = envelope
+            .get("source")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| s.starts_with(EVENT_BRIDGE_SOURCE_PREFIX));
+        if !from_stripe {
+            return Err(WebhookError::NotFromStripe);
+        }
+        let detail = envelope
+            .get("detail")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        PayloadTooLarge::check(detail.as_bytes(), MAX_BODY_BYTES)?;
+        self.store_event(detail.as_bytes(), "eventbridge", self.clock.now())
+            .await
+    }
+
+    async fn store_event(
+        &self,
+        body: &[u8],
+        via: &'static str,
+        now: i64,
+    ) -> Result<Receipt, WebhookError> {
         let event = Event::parse(body)?;
         let record = EventRecord::new(&event, now, self.retention_secs);
         let recorded = self.store.record_once(&record).await?;
@@ -142,6 +185,7 @@ impl WebhookReceiver {
             object_id = record.object_id.as_deref(),
             object_stored = record.object.is_some(),
             duplicate,
+            via,
             "stripe event received"
         );
         Ok(Receipt {
@@ -169,5 +213,19 @@ pub async fn handle(receiver: &WebhookReceiver, request: Request) -> Response<Bo
     {
         Ok(receipt) => api::json(StatusCode::OK, &receipt),
         Err(err) => api::error(&err),
+    }
+}
+
+impl crate::lambda::HttpAndEventBridge for WebhookReceiver {
+    async fn http(&self, request: Request) -> Response<Body> {
+        handle(self, request).await
+    }
+
+    async fn event_bridge(
+        &self,
+        envelope: serde_json::Value,
+    ) -> Result<serde_json::Value, lambda_http::Error> {
+        let receipt = self.receive_from_event_bridge(&envelope).await?;
+        Ok(serde_json::to_value(receipt)?)
     }
 }

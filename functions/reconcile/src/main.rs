@@ -1,0 +1,46 @@
+//! Run by EventBridge Scheduler every few minutes: one reconcile pass (backfill from Stripe's
+//! event list, re-drive of unfinished events through the consumers' own handlers, metrics).
+
+// The handler's futures nest the AWS SDK, Stripe client and mailer futures deeper than
+// rustc's default layout depth.
+#![recursion_limit = "256"]
+
+use checkout_core::{
+    aws,
+    config::ProcessEnv,
+    reconcile::{Consumers, ConsumersConfig, PassOptions, ReconcileConfig, Reconciler},
+    secrets,
+    store::DynamoDb,
+};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let sdk = aws::sdk_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let env = secrets::resolve(
+        &ssm,
+        ProcessEnv,
+        &["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"],
+    )
+    .await?;
+    let dynamodb = DynamoDb::new(&sdk);
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    // The consumers exactly as their own functions build them: a re-drive runs their code.
+    let consumers = &Consumers::new(ConsumersConfig::from_env(&env)?, &dynamodb, &ses);
+    let reconciler = &Reconciler::new(ReconcileConfig::from_env(&env)?, dynamodb);
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            let options = PassOptions {
+                deadline: i64::try_from(event.context.deadline / 1000).ok(),
+                ..PassOptions::default()
+            };
+            let report = reconciler
+                .pass(&consumers.fulfillment, &consumers.recovery, &options)
+                .await?;
+            Ok::<_, Error>(serde_json::to_value(report)?)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,153 @@
+//! `ops`: the operator's commands, against the tables and Stripe account the environment
+//! names (the same variables as the functions; `make dev`'s when run through `make ops`).
+//!
+//! ```text
+//! ops reconcile [--since 72h] [--account acct_…]   one reconcile pass, its report as JSON
+//! ops explain cs_…|pi_…|evt_…                      what happened to one cart or payment
+//! ops redrive evt_…                                 put one event back through its consumers
+//! ```
+
+// The consumers' futures nest deeply (see functions/fulfillment).
+#![recursion_limit = "256"]
+
+use std::process::ExitCode;
+
+use checkout_core::{
+    aws,
+    config::{self, Layered, ProcessEnv},
+    ids::{AccountId, EventId},
+    reconcile::{
+        Consumers, ConsumersConfig, ExplainConfig, Explainer, PassOptions, ReconcileConfig,
+        Reconciler,
+    },
+    store::DynamoDb,
+};
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: ops reconcile [--since 72h] [--account acct_…] | ops explain cs_…|pi_…|evt_… | ops redrive evt_…";
+
+/// The simulator `make dev` starts when no Stripe key is set (`infra/local`).
+const SIMULATOR_KEY: &str = "sk_test_simulator_local";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args).await {
+        Ok(lines) => {
+            #[expect(clippy::print_stdout, reason = "a CLI prints its answer")]
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("ops: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Fail = Box<dyn std::error::Error>;
+
+async fn run(args: &[String]) -> Result<Vec<String>, Fail> {
+    let env = stripe_or_simulator();
+    let sdk = aws::sdk_config().await;
+    let dynamodb = DynamoDb::new(&sdk);
+    match args.first().map(String::as_str) {
+        Some("explain") => {
+            let id = args.get(1).ok_or(USAGE)?;
+            let explainer = Explainer::new(ExplainConfig::from_env(&env)?, dynamodb);
+            Ok(explainer.explain(id).await?)
+        }
+        Some("reconcile") => {
+            let options = PassOptions {
+                since_secs: flag(args, "--since").map(duration_secs).transpose()?,
+                account: flag(args, "--account")
+                    .map(|a| a.parse::<AccountId>())
+                    .transpose()?,
+                deadline: None,
+            };
+            let (consumers, reconciler) = running(&env, &sdk, &dynamodb)?;
+            let report = reconciler
+                .pass(&consumers.fulfillment, &consumers.recovery, &options)
+                .await?;
+            Ok(vec![serde_json::to_string_pretty(&report)?])
+        }
+        Some("redrive") => {
+            let id: EventId = args.get(1).ok_or(USAGE)?.parse()?;
+            let (consumers, reconciler) = running(&env, &sdk, &dynamodb)?;
+            let results = reconciler
+                .redrive_now(&id, &consumers.fulfillment, &consumers.recovery)
+                .await?
+                .ok_or_else(|| format!("{id}: no such event stored"))?;
+            let mut lines: Vec<String> = results
+                .into_iter()
+                .map(|(consumer, result)| match result {
+                    Ok(()) => format!("{id}: {consumer} ran"),
+                    Err(err) => format!("{id}: {consumer} failed: {err}"),
+                })
+                .collect();
+            let explainer = Explainer::new(ExplainConfig::from_env(&env)?, dynamodb);
+            lines.extend(explainer.explain(id.as_str()).await?);
+            Ok(lines)
+        }
+        _ => Err(USAGE.into()),
+    }
+}
+
+/// The consumers and the reconciler, exactly as the reconcile function builds them.
+fn running(
+    env: &Layered<ProcessEnv>,
+    sdk: &aws::SdkConfig,
+    dynamodb: &DynamoDb,
+) -> Result<(Consumers, Reconciler), Fail> {
+    let ses = aws_sdk_sesv2::Client::new(sdk);
+    let consumers = Consumers::new(ConsumersConfig::from_env(env)?, dynamodb, &ses);
+    let reconciler = Reconciler::new(ReconcileConfig::from_env(env)?, dynamodb.clone());
+    Ok((consumers, reconciler))
+}
+
+/// Without `STRIPE_SECRET_KEY`, the Stripe simulator of `make dev`, as the local stack sets it.
+fn stripe_or_simulator() -> Layered<ProcessEnv> {
+    if config::optional(&ProcessEnv, "STRIPE_SECRET_KEY").is_some() {
+        return Layered::new(ProcessEnv, []);
+    }
+    let port =
+        config::optional(&ProcessEnv, "STRIPE_SIMULATOR_PORT").unwrap_or_else(|| "12111".into());
+    Layered::new(
+        ProcessEnv,
+        [
+            ("STRIPE_SECRET_KEY", SIMULATOR_KEY.to_string()),
+            ("STRIPE_API_BASE", format!("http://127.0.0.1:{port}")),
+        ],
+    )
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+/// `72h`, `30m`, `90s`, `2d`.
+fn duration_secs(text: &str) -> Result<i64, Fail> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let number: i64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected e.g. 72h"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d").into()),
+    };
+    Ok(number * unit)
+}
