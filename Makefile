@@ -36,7 +36,7 @@ export ALLOWED_ORIGINS ?= http://127.0.0.1:$(PORT),http://localhost:$(PORT)
 DEPLOY_VENV := .venv-deploy
 DEPLOY_TOOLS := $(DEPLOY_VENV)/.installed
 DEPLOY_BIN := $(abspath $(DEPLOY_VENV))/bin
-FUNCTIONS := webhook create-session fulfillment recovery
+FUNCTIONS := webhook create-session fulfillment recovery reconcile
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 export SAM_CLI_TELEMETRY := 0
 

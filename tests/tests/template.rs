@@ -10,6 +10,7 @@ use checkout_core::{
     checkout::CheckoutConfig,
     config::Source,
     fulfillment::{self, ConfirmationConfig, FulfillmentConfig},
+    reconcile::{ConsumersConfig, ReconcileConfig},
     recovery::{self, RecoveryConfig},
     secrets::PARAMETER_SUFFIX,
     store::tables::{self, TableSpec},
@@ -49,11 +50,12 @@ fn text(value: &Value) -> &str {
 #[test]
 fn tables_match_the_specs_the_local_stack_creates_them_from() {
     let template = template();
-    let specs: [(&str, &TableSpec); 4] = [
+    let specs: [(&str, &TableSpec); 5] = [
         ("EventsTable", &tables::EVENTS),
         ("SessionsTable", &tables::SESSIONS),
         ("OrdersTable", &tables::ORDERS),
         ("RecoveryTable", &tables::RECOVERY),
+        ("ReconcileTable", &tables::RECONCILE),
     ];
     let declared: BTreeSet<&str> = template["Resources"]
         .as_mapping()
@@ -77,16 +79,45 @@ fn tables_match_the_specs_the_local_stack_creates_them_from() {
             "{name}"
         );
         assert_eq!(p["KeySchema"][0]["KeyType"], "HASH", "{name}");
-        assert_eq!(
-            p["AttributeDefinitions"].as_sequence().unwrap().len(),
-            1,
-            "{name}"
-        );
-        assert_eq!(
-            p["AttributeDefinitions"][0]["AttributeName"], spec.partition_key,
-            "{name}"
-        );
-        assert_eq!(p["AttributeDefinitions"][0]["AttributeType"], "S", "{name}");
+        // The table's key and each index's keys, with their types, and nothing else.
+        let mut expected: BTreeMap<&str, &str> = BTreeMap::from([(spec.partition_key, "S")]);
+        for index in spec.indexes {
+            expected.insert(index.partition_key, "S");
+            expected.insert(index.sort_key, "N");
+        }
+        let defined: BTreeMap<&str, &str> = p["AttributeDefinitions"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|d| (text(&d["AttributeName"]), text(&d["AttributeType"])))
+            .collect();
+        assert_eq!(defined, expected, "{name} attribute definitions");
+        let indexes: Vec<(&str, &str, &str, &str)> = p["GlobalSecondaryIndexes"]
+            .as_sequence()
+            .map(|seq| {
+                seq.iter()
+                    .map(|i| {
+                        assert_eq!(i["KeySchema"][0]["KeyType"], "HASH", "{name}");
+                        assert_eq!(i["KeySchema"][1]["KeyType"], "RANGE", "{name}");
+                        (
+                            text(&i["IndexName"]),
+                            text(&i["KeySchema"][0]["AttributeName"]),
+                            text(&i["KeySchema"][1]["AttributeName"]),
+                            text(&i["Projection"]["ProjectionType"]),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let specified: Vec<(&str, &str, &str, &str)> = spec
+            .indexes
+            .iter()
+            .map(|i| {
+                let projection = if i.keys_only { "KEYS_ONLY" } else { "ALL" };
+                (i.name, i.partition_key, i.sort_key, projection)
+            })
+            .collect();
+        assert_eq!(indexes, specified, "{name} indexes");
         assert_eq!(
             p["StreamSpecification"]["StreamViewType"].as_str(),
             spec.stream.as_ref().map(|v| v.as_str()),
@@ -382,6 +413,12 @@ fn each_function_loads_its_config_from_the_template_environment() {
     assert_eq!(checkout.stripe.api_base, "https://api.stripe.com");
     assert_all_read("CreateSessionFunction", &env);
 
+    let env = function_env(&template, "ReconcileFunction");
+    let reconcile = ReconcileConfig::from_env(&env).expect("reconcile config");
+    assert_eq!(reconcile.grace_secs, 600);
+    ConsumersConfig::from_env(&env).expect("the consumers the reconciler re-drives");
+    assert_all_read("ReconcileFunction", &env);
+
     let env = function_env(&template, "FulfillmentFunction");
     FulfillmentConfig::from_env(&env).expect("fulfillment config");
     ConfirmationConfig::from_env(&env).expect("confirmation email config");
@@ -406,6 +443,16 @@ fn roles_grant_each_function_only_its_tables() {
             &resource(&template, role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
         let mut out = BTreeSet::new();
         for statement in statements.as_sequence().unwrap() {
+            // Indexes, named as `!Sub ${Table.Arn}/index/<name>` in a list.
+            for item in statement["Resource"].as_sequence().into_iter().flatten() {
+                if let Some((tag, arn)) = tagged(item)
+                    && tag == "Sub"
+                    && let Some(arn) = arn.as_str()
+                    && arn.contains("/index/")
+                {
+                    out.insert(arn.to_string());
+                }
+            }
             let Some((tag, target)) = tagged(&statement["Resource"]) else {
                 continue;
             };
@@ -426,6 +473,7 @@ fn roles_grant_each_function_only_its_tables() {
     assert_eq!(
         tables_of("FulfillmentRole"),
         set(&[
+            "EventsTable.Arn",
             "EventsTable.StreamArn",
             "OrdersTable.Arn",
             "SessionsTable.Arn"
@@ -433,8 +481,34 @@ fn roles_grant_each_function_only_its_tables() {
     );
     assert_eq!(
         tables_of("RecoveryRole"),
-        set(&["EventsTable.StreamArn", "RecoveryTable.Arn"])
+        set(&[
+            "EventsTable.Arn",
+            "EventsTable.StreamArn",
+            "RecoveryTable.Arn"
+        ])
     );
+    assert_eq!(
+        tables_of("ReconcileRole"),
+        set(&[
+            "EventsTable.Arn",
+            "${EventsTable.Arn}/index/fulfillment-pending",
+            "${EventsTable.Arn}/index/recovery-pending",
+            "ReconcileTable.Arn",
+            "OrdersTable.Arn",
+            "SessionsTable.Arn",
+            "RecoveryTable.Arn"
+        ])
+    );
+    // The indexes it queries are the ones the consumers' pending marks key.
+    for consumer in checkout_core::store::Consumer::ALL {
+        assert!(
+            tables_of("ReconcileRole").contains(&format!(
+                "${{EventsTable.Arn}}/index/{}",
+                consumer.pending_index()
+            )),
+            "{consumer}"
+        );
+    }
     // No wildcard resource or action anywhere (comments aside).
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
