@@ -62,7 +62,7 @@ $(MOTO):
 
 dev: $(MOTO)
 	cargo build -p local-stack
-	infra/with-moto.sh target/debug/local-stack
+	MOTO_ENDPOINT_FILE=.local/aws-endpoint infra/with-moto.sh target/debug/local-stack
 
 # nextest (on the machine image) runs each test in its own process and ends on one summary
 # line; plain cargo test is the fallback.

@@ -27,7 +27,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
-# For `make ops` against this stack.
-echo "$AWS_ENDPOINT_URL" >"$root/.local/aws-endpoint"
+# For `make ops` against this stack (`make dev` names the file; tests do not).
+if [ -n "${MOTO_ENDPOINT_FILE:-}" ]; then echo "$AWS_ENDPOINT_URL" >"$MOTO_ENDPOINT_FILE"; fi
 echo "moto listening on $AWS_ENDPOINT_URL (log: .local/moto.log)" >&2
 "$@"

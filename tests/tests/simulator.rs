@@ -10,8 +10,8 @@ use checkout_core::{
     config::Secret,
     ids::{AccountId, SessionId},
     stripe::{
-        ErrorKind, Form, IdempotencyKey, LineItem, List, PaymentStatus, PromotionsConsent,
-        RequestOptions, SessionStatus, StripeClient, StripeConfig,
+        ErrorKind, Event, Form, IdempotencyKey, LineItem, List, PaymentStatus, PromotionsConsent,
+        RequestOptions, SessionStatus, StripeClient, StripeConfig, StripeError,
     },
     webhook::{DEFAULT_TOLERANCE_SECS, Verifier, WebhookSecrets},
 };
@@ -90,10 +90,21 @@ impl Harness {
 
     /// A customer's action on the hosted page (a form post, as the browser sends it).
     async fn act(&self, id: &SessionId, fields: &[(&str, &str)]) -> (u16, Option<String>) {
+        self.post_page(&format!("/c/pay/{id}"), fields).await
+    }
+
+    /// Settling a delayed payment from the hosted page's "Payment processing" form.
+    async fn settle(&self, id: &SessionId, outcome: &str) -> (u16, Option<String>) {
+        self.post_page(&format!("/c/pay/{id}/settle"), &[("outcome", outcome)])
+            .await
+    }
+
+    /// A form post to one of the simulator's pages: the status and the `Location`, if any.
+    async fn post_page(&self, page: &str, fields: &[(&str, &str)]) -> (u16, Option<String>) {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        let request = http::Request::post(format!("{}/c/pay/{id}", self.url))
+        let request = http::Request::post(format!("{}{page}", self.url))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap();
@@ -528,5 +539,326 @@ async fn an_expired_session_carries_a_recovery_url_that_recreates_the_cart() {
     assert_eq!(
         client.list_line_items(&new_id, None).await.unwrap()[0].quantity,
         Some(3)
+    );
+}
+
+/// A new hosted session on the platform account.
+async fn new_session(client: &StripeClient, price: &str) -> SessionId {
+    let none = RequestOptions {
+        account: None,
+        idempotency_key: None,
+    };
+    client
+        .create_checkout_session(&Harness::session_form(&[(price, 1)]), none)
+        .await
+        .unwrap()
+        .id
+}
+
+/// One page of `GET /v1/events` through the bundle's client, with these query parameters.
+async fn list_events(client: &StripeClient, query: &[(&str, &str)]) -> List<Event> {
+    let mut form = Form::new();
+    for (key, value) in query {
+        form.push(*key, value);
+    }
+    client
+        .list_events(&form, None)
+        .await
+        .unwrap_or_else(|e| panic!("{query:?}: {e}"))
+}
+
+fn event_ids(events: &[Event]) -> Vec<String> {
+    events.iter().map(|e| e.id.to_string()).collect()
+}
+
+fn event_types(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+/// The id of the session an event is about.
+fn session_of(event: &Event) -> String {
+    event.object_ref().unwrap().id.unwrap()
+}
+
+#[tokio::test]
+async fn the_event_list_filters_by_type_and_created_before_paging() {
+    let h = Harness::start().await;
+    let client = h.client(KEY);
+    let first = new_session(&client, "price_mug").await;
+    let (status, _) = h
+        .act(
+            &first,
+            &[
+                ("action", "pay-delayed"),
+                ("email", "ada@example.com"),
+                ("delayed_outcome", "succeeded"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let early = list_events(&client, &[("limit", "100")]).await.data;
+    assert_eq!(early.len(), 2);
+    // The later events are created at a later second than every earlier one.
+    let last_early = early.iter().map(|e| e.created).max().unwrap();
+    while unix_now() <= last_early {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = new_session(&client, "price_tea").await;
+    let (status, _) = h.act(&second, &[("action", "expire")]).await;
+    assert_eq!(status, 200);
+    let third = new_session(&client, "price_poster").await;
+    let (status, _) = h
+        .act(
+            &third,
+            &[
+                ("action", "pay-delayed"),
+                ("email", "bo@example.com"),
+                ("delayed_outcome", "failed"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+
+    let all = list_events(&client, &[("limit", "100")]).await;
+    assert!(!all.has_more);
+    let all = all.data;
+    assert_eq!(
+        event_types(&all),
+        [
+            "checkout.session.async_payment_failed",
+            "checkout.session.completed",
+            "checkout.session.expired",
+            "checkout.session.async_payment_succeeded",
+            "checkout.session.completed",
+        ],
+        "newest first"
+    );
+    let ids = event_ids(&all);
+    let pick = |at: &[usize]| at.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>();
+    let where_ = |keep: &dyn Fn(&Event) -> bool| {
+        all.iter()
+            .filter(|e| keep(e))
+            .map(|e| e.id.to_string())
+            .collect::<Vec<_>>()
+    };
+
+    // types[]: any of two types, interleaved with events of other types.
+    let two_types = [
+        ("types[]", "checkout.session.completed"),
+        ("types[]", "checkout.session.expired"),
+    ];
+    let mut query = two_types.to_vec();
+    query.push(("limit", "100"));
+    let listed = list_events(&client, &query).await.data;
+    assert_eq!(event_ids(&listed), pick(&[1, 2, 4]));
+    assert_eq!(session_of(&listed[0]), third.as_str());
+    assert_eq!(session_of(&listed[2]), first.as_str());
+
+    // type: exact, or a group with a trailing `.*` that ends on a dot.
+    for (pattern, expected) in [
+        ("checkout.session.*", pick(&[0, 1, 2, 3, 4])),
+        ("checkout.*", pick(&[0, 1, 2, 3, 4])),
+        ("checkout.session.expired", pick(&[2])),
+        ("payment_intent.*", vec![]),
+        ("checkout.sess.*", vec![]),
+        ("checkout.session", vec![]),
+    ] {
+        let listed = list_events(&client, &[("type", pattern), ("limit", "100")]).await;
+        assert_eq!(event_ids(&listed.data), expected, "type={pattern}");
+    }
+
+    // created bounds, in unix seconds, each splitting the list in two non-empty parts.
+    let first_late = all[..3].iter().map(|e| e.created).min().unwrap();
+    assert!(first_late > last_early);
+    let (late, early_s) = (first_late.to_string(), last_early.to_string());
+    for (key, bound, expected) in [
+        ("created[gte]", late.as_str(), pick(&[0, 1, 2])),
+        ("created[lt]", late.as_str(), pick(&[3, 4])),
+        ("created[gt]", early_s.as_str(), pick(&[0, 1, 2])),
+        ("created[lte]", early_s.as_str(), pick(&[3, 4])),
+    ] {
+        let listed = list_events(&client, &[(key, bound), ("limit", "100")]).await;
+        assert_eq!(event_ids(&listed.data), expected, "{key}={bound}");
+    }
+    let exact = list_events(&client, &[("created", early_s.as_str()), ("limit", "100")]).await;
+    assert_eq!(
+        event_ids(&exact.data),
+        where_(&|e| e.created == last_early),
+        "created={last_early}"
+    );
+    assert!(!exact.data.is_empty());
+    let between = list_events(
+        &client,
+        &[
+            ("created[gte]", early_s.as_str()),
+            ("created[lt]", late.as_str()),
+            ("type", "checkout.session.completed"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        event_ids(&between.data),
+        where_(&|e| e.created == last_early && e.kind.as_str() == "checkout.session.completed"),
+        "bounds and type together"
+    );
+
+    // Paging a filtered list: has_more and starting_after count only what the filter keeps.
+    let mut query = two_types.to_vec();
+    query.push(("limit", "2"));
+    let page = list_events(&client, &query).await;
+    assert_eq!(event_ids(&page.data), pick(&[1, 2]));
+    assert!(page.has_more);
+    let cursor = page.data[1].id.to_string();
+    query.push(("starting_after", cursor.as_str()));
+    let page = list_events(&client, &query).await;
+    assert_eq!(event_ids(&page.data), pick(&[4]));
+    assert!(!page.has_more, "nothing the filter keeps is left");
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = two_types.to_vec();
+        query.push(("limit", "1"));
+        if let Some(after) = &cursor {
+            query.push(("starting_after", after.as_str()));
+        }
+        let page = list_events(&client, &query).await;
+        assert_eq!(page.data.len(), 1);
+        seen.extend(event_ids(&page.data));
+        if !page.has_more {
+            break;
+        }
+        cursor = seen.last().cloned();
+    }
+    assert_eq!(seen, pick(&[1, 2, 4]));
+}
+
+#[tokio::test]
+async fn bad_event_filters_answer_stripes_400_with_the_param() {
+    let h = Harness::start().await;
+    let client = h.client(KEY);
+    for (query, blamed) in [
+        (vec![("created[gte]", "yesterday")], "created[gte]"),
+        (vec![("created[lt]", "1.5")], "created[lt]"),
+        (vec![("created", "now")], "created"),
+        (
+            vec![
+                ("type", "checkout.session.*"),
+                ("types[]", "checkout.session.expired"),
+            ],
+            "types",
+        ),
+    ] {
+        let mut form = Form::new();
+        for (key, value) in &query {
+            form.push(*key, value);
+        }
+        let refused = client.list_events(&form, None).await.unwrap_err();
+        assert!(
+            matches!(
+                &refused,
+                StripeError::Api { status: 400, kind: ErrorKind::InvalidRequest, param: Some(p), .. }
+                    if p == blamed
+            ),
+            "{query:?}: {refused:?}"
+        );
+    }
+    let refused = client
+        .list_events(Form::new().push("created[gte]", "soon"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StripeError::Api { code: Some(c), .. } if c == "parameter_invalid_integer"),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn withheld_webhooks_stay_in_the_event_list_and_are_never_sent() {
+    let h = Harness::start().await;
+    let client = h.client(KEY);
+    let paid = new_session(&client, "price_mug").await;
+    let (status, _, page) = call(
+        http::Request::get(format!("{}/c/pay/{paid}", h.url))
+            .body(http_body_util::Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains(r#"<input type="checkbox" id="withhold" name="withhold">"#),
+        "the hosted page offers the switch: {page}"
+    );
+
+    let withhold = ("withhold", "on");
+    let email = ("email", "ada@example.com");
+    let (status, _) = h.act(&paid, &[("action", "pay"), email, withhold]).await;
+    assert_eq!(status, 303);
+    let failed = new_session(&client, "price_tea").await;
+    let (status, _) = h
+        .act(
+            &failed,
+            &[
+                ("action", "pay-delayed"),
+                email,
+                ("delayed_outcome", "failed"),
+                withhold,
+                ("duplicate", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let settled = new_session(&client, "price_poster").await;
+    let (status, _) = h
+        .act(
+            &settled,
+            &[
+                ("action", "pay-delayed"),
+                email,
+                ("delayed_outcome", "later"),
+                withhold,
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (status, _) = h.settle(&settled, "succeeded").await;
+    assert_eq!(status, 303, "settled later, still withheld");
+    let expired = new_session(&client, "price_mug").await;
+    let (status, _) = h.act(&expired, &[("action", "expire"), withhold]).await;
+    assert_eq!(status, 200);
+
+    let listed = list_events(&client, &[("limit", "100")]).await.data;
+    let recorded: Vec<(String, &str)> = listed
+        .iter()
+        .map(|e| (session_of(e), e.kind.as_str()))
+        .collect();
+    let s = |id: &SessionId| id.to_string();
+    assert_eq!(
+        recorded,
+        [
+            (s(&expired), "checkout.session.expired"),
+            (s(&settled), "checkout.session.async_payment_succeeded"),
+            (s(&settled), "checkout.session.completed"),
+            (s(&failed), "checkout.session.async_payment_failed"),
+            (s(&failed), "checkout.session.completed"),
+            (s(&paid), "checkout.session.completed"),
+        ],
+        "recorded for GET /v1/events exactly as when sent"
+    );
+
+    // A payment without the switch is delivered, and it is the only webhook the endpoint got:
+    // the withheld events, recorded before it, were not merely late.
+    let sent = new_session(&client, "price_tea").await;
+    let (status, _) = h.act(&sent, &[("action", "pay"), email]).await;
+    assert_eq!(status, 303);
+    let received = h.webhooks(1).await;
+    assert_eq!(types(&received), ["checkout.session.completed"]);
+    assert_eq!(received[0]["data"]["object"]["id"], sent.as_str());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        h.endpoint.received_requests().await.unwrap().len(),
+        1,
+        "nothing withheld arrives later"
     );
 }

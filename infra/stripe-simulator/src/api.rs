@@ -71,8 +71,30 @@ fn missing(kind: &str, id: &str) -> ApiError {
     }
 }
 
+/// `parameter_invalid_integer`, as Stripe answers a non-integer where it wants one.
+fn invalid_integer(param: &str, value: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: Some("parameter_invalid_integer"),
+        message: format!("Invalid integer: {value}"),
+        param: Some(param.into()),
+    }
+}
+
 /// `limit` (1..=100, default 10) and `starting_after`, as every Stripe list.
 fn page(all: Vec<Value>, query: &Pairs, url: &str) -> Result<Value, ApiError> {
+    page_where(all, |_| true, query, url)
+}
+
+/// As [`page`], listing only the objects `keep` accepts: the filter applies before paging, so
+/// `has_more` counts kept objects only. `starting_after` is a position in the whole list, so a
+/// cursor that the filter leaves out still works.
+fn page_where(
+    all: Vec<Value>,
+    keep: impl Fn(&Value) -> bool,
+    query: &Pairs,
+    url: &str,
+) -> Result<Value, ApiError> {
     let limit = match param(query, "limit").map(str::parse::<usize>) {
         None => 10,
         Some(Ok(n)) if (1..=100).contains(&n) => n,
@@ -85,13 +107,126 @@ fn page(all: Vec<Value>, query: &Pairs, url: &str) -> Result<Value, ApiError> {
             None => return Err(missing("object", after)),
         },
     };
-    let rest = &all[start.min(all.len())..];
+    let rest: Vec<&Value> = all[start.min(all.len())..]
+        .iter()
+        .filter(|o| keep(o))
+        .collect();
     Ok(json!({
         "object": "list",
         "url": url,
         "has_more": rest.len() > limit,
-        "data": rest.iter().take(limit).cloned().collect::<Vec<_>>(),
+        "data": rest.into_iter().take(limit).cloned().collect::<Vec<_>>(),
     }))
+}
+
+/// Which event types `GET /v1/events` lists.
+#[derive(Debug, PartialEq, Eq)]
+enum Types {
+    Any,
+    /// `type`: one name, or a group as `checkout.session.*`.
+    Pattern(String),
+    /// `types[]`: any of these exact names.
+    AnyOf(Vec<String>),
+}
+
+/// The filters of `GET /v1/events`: the type(s), and `created` as inclusive bounds.
+#[derive(Debug, PartialEq, Eq)]
+struct EventFilter {
+    types: Types,
+    since: i64,
+    until: i64,
+}
+
+/// Stripe takes at most this many `types[]`.
+const MAX_TYPES: usize = 20;
+
+impl EventFilter {
+    /// `type` or `types[]` (also `types[0]`, `types[1]`…, as Stripe's array encoding allows),
+    /// not both; `created=<n>` or `created[gt|gte|lt|lte]=<n>`, unix seconds.
+    fn parse(query: &Pairs) -> Result<Self, ApiError> {
+        let listed: Vec<String> = query
+            .iter()
+            .filter(|(k, v)| {
+                !v.is_empty()
+                    && k.strip_prefix("types[")
+                        .and_then(|k| k.strip_suffix(']'))
+                        .is_some_and(|i| i.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|(_, v)| v.clone())
+            .collect();
+        let types = match (param(query, "type"), listed.is_empty()) {
+            (Some(_), false) => {
+                return Err(bad_request(
+                    "You may pass either type or types, but not both.",
+                    "types",
+                ));
+            }
+            (Some(one), true) => Types::Pattern(one.to_string()),
+            (None, true) => Types::Any,
+            (None, false) if listed.len() > MAX_TYPES => {
+                return Err(bad_request(
+                    &format!("types may contain at most {MAX_TYPES} event types"),
+                    "types",
+                ));
+            }
+            (None, false) => Types::AnyOf(listed),
+        };
+        let (mut since, mut until) = (i64::MIN, i64::MAX);
+        for (key, value) in query {
+            let bound = match key.as_str() {
+                "created" => None,
+                other => match other.strip_prefix("created[") {
+                    Some(rest) => Some(rest.strip_suffix(']').unwrap_or_default()),
+                    None => continue,
+                },
+            };
+            if value.is_empty() {
+                continue;
+            }
+            let n: i64 = value.parse().map_err(|_| invalid_integer(key, value))?;
+            match bound {
+                None => {
+                    since = since.max(n);
+                    until = until.min(n);
+                }
+                Some("gte") => since = since.max(n),
+                Some("gt") => since = since.max(n.saturating_add(1)),
+                Some("lte") => until = until.min(n),
+                Some("lt") => until = until.min(n.saturating_sub(1)),
+                Some(_) => {
+                    return Err(ApiError {
+                        status: StatusCode::BAD_REQUEST,
+                        code: Some("parameter_unknown"),
+                        message: format!("Received unknown parameter: {key}"),
+                        param: Some(key.clone()),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            types,
+            since,
+            until,
+        })
+    }
+
+    fn keeps(&self, event: &Value) -> bool {
+        let kind = event["type"].as_str().unwrap_or_default();
+        let typed = match &self.types {
+            Types::Any => true,
+            Types::Pattern(pattern) => match pattern.strip_suffix(".*") {
+                Some(group) => kind
+                    .strip_prefix(group)
+                    .is_some_and(|rest| rest.starts_with('.')),
+                None => kind == pattern,
+            },
+            Types::AnyOf(names) => names.iter().any(|n| n == kind),
+        };
+        typed
+            && event["created"]
+                .as_i64()
+                .is_some_and(|t| (self.since..=self.until).contains(&t))
+    }
 }
 
 impl Simulator {
@@ -247,6 +382,7 @@ impl Simulator {
             (&Method::GET, ["payment_intents", id]) => self.payment_intent(id, account),
             (&Method::POST, ["promotion_codes"]) => Ok(self.create_promotion_code(body, account)),
             (&Method::GET, ["events"]) => {
+                let filter = EventFilter::parse(query)?;
                 let events = self
                     .lock()
                     .events
@@ -255,7 +391,7 @@ impl Simulator {
                     .filter(|(a, _)| a.as_deref() == account)
                     .map(|(_, e)| e.clone())
                     .collect();
-                page(events, query, path)
+                page_where(events, |e| filter.keeps(e), query, path)
             }
             _ => Err(ApiError {
                 status: StatusCode::NOT_FOUND,
@@ -464,6 +600,7 @@ impl Simulator {
             cancel_url: param(form, "cancel_url").map(str::to_string),
             return_url,
             collects_consent: param(form, "consent_collection[promotions]") == Some("auto"),
+            withhold_webhooks: false,
         };
         let value = self.session_json(&stored, false);
         self.lock().sessions.insert(id, stored);
@@ -563,5 +700,117 @@ impl Simulator {
             .promotion_codes
             .push((account.map(str::to_string), code.clone()));
         code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(raw: &str) -> Pairs {
+        pairs(raw.as_bytes())
+    }
+
+    fn event(kind: &str, created: i64) -> Value {
+        json!({"id": format!("evt_{kind}_{created}"), "type": kind, "created": created})
+    }
+
+    #[test]
+    fn created_bounds_become_inclusive_and_intersect() {
+        let filter =
+            EventFilter::parse(&query("created[gt]=10&created[lt]=20&created[gte]=5")).unwrap();
+        assert_eq!((filter.since, filter.until), (11, 19));
+        let exact = EventFilter::parse(&query("created=15&created[lte]=30")).unwrap();
+        assert_eq!((exact.since, exact.until), (15, 15));
+        let none = EventFilter::parse(&query("limit=3")).unwrap();
+        assert_eq!(
+            none,
+            EventFilter {
+                types: Types::Any,
+                since: i64::MIN,
+                until: i64::MAX
+            }
+        );
+    }
+
+    #[test]
+    fn bad_created_and_type_parameters_are_refused_with_their_param() {
+        for (raw, blamed) in [
+            ("created[gte]=soon", "created[gte]"),
+            ("created=1.5", "created"),
+            ("created[after]=1", "created[after]"),
+            ("type=a.b&types[]=a.c", "types"),
+        ] {
+            let error = EventFilter::parse(&query(raw)).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{raw}");
+            assert_eq!(error.param.as_deref(), Some(blamed), "{raw}");
+        }
+        let many: Vec<String> = (0..=MAX_TYPES).map(|i| format!("types[]=t.{i}")).collect();
+        assert!(EventFilter::parse(&query(&many.join("&"))).is_err());
+    }
+
+    #[test]
+    fn types_match_exactly_and_type_groups_on_a_dot() {
+        let completed = event("checkout.session.completed", 1);
+        let expired = event("checkout.session.expired", 1);
+        let keeps = |raw: &str, e: &Value| EventFilter::parse(&query(raw)).unwrap().keeps(e);
+        assert!(keeps(
+            "types[]=checkout.session.expired&types[]=x.y",
+            &expired
+        ));
+        assert!(keeps(
+            "types[0]=x.y&types[1]=checkout.session.expired",
+            &expired
+        ));
+        assert!(!keeps("types[]=checkout.session.expired", &completed));
+        assert!(
+            !keeps("types[]=checkout.session.*", &completed),
+            "types[] is exact"
+        );
+        assert!(keeps("type=checkout.session.*", &completed));
+        assert!(keeps("type=checkout.*", &completed));
+        assert!(
+            !keeps("type=checkout.sess.*", &completed),
+            "a group ends on a dot"
+        );
+        assert!(!keeps("type=checkout.session.completed.*", &completed));
+        assert!(keeps("type=checkout.session.completed", &completed));
+        assert!(!keeps("type=checkout.session", &completed));
+    }
+
+    #[test]
+    fn filtering_happens_before_paging() {
+        let all: Vec<Value> = (0..6)
+            .rev()
+            .map(|t| event(if t % 2 == 0 { "a.even" } else { "a.odd" }, t))
+            .collect();
+        let keep = |e: &Value| e["type"] == "a.even";
+        let first = page_where(all.clone(), keep, &query("limit=2"), "/v1/events").unwrap();
+        let ids: Vec<&str> = first["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["evt_a.even_4", "evt_a.even_2"]);
+        assert_eq!(first["has_more"], true);
+        let last = page_where(
+            all.clone(),
+            keep,
+            &query("limit=2&starting_after=evt_a.even_2"),
+            "/v1/events",
+        )
+        .unwrap();
+        assert_eq!(last["data"][0]["id"], "evt_a.even_0");
+        assert_eq!(last["has_more"], false);
+        // A cursor the filter leaves out is still a position in the list.
+        let after_odd = page_where(
+            all,
+            keep,
+            &query("starting_after=evt_a.odd_3"),
+            "/v1/events",
+        )
+        .unwrap();
+        assert_eq!(after_odd["data"].as_array().unwrap().len(), 2);
     }
 }

@@ -1,6 +1,7 @@
 //! Webhook delivery as Stripe does it: each event signed with the endpoint secret
 //! (`Stripe-Signature: t=…,v1=…`), POSTed to the bundle's webhook route, retried with backoff
-//! until a 2xx. On request, every event is sent twice, or the events of one action in reverse.
+//! until a 2xx. On request, every event is sent twice, or the events of one action in reverse,
+//! or none is sent at all (a webhook outage: the events are only in `GET /v1/events`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +26,15 @@ pub(crate) fn client() -> Client {
 pub(crate) struct Delivery {
     pub duplicate: bool,
     pub out_of_order: bool,
+    /// Record the events but never POST them, for the reconciler to backfill.
+    pub withhold: bool,
 }
 
 const ATTEMPTS: u32 = 6;
 
 impl Simulator {
     /// Records the events (for `GET /v1/events`) and delivers them in the background, one
-    /// after the other, in order unless asked otherwise.
+    /// after the other, in order unless asked otherwise; delivers nothing when withheld.
     pub(crate) fn send_events(
         self: &Arc<Self>,
         account: Option<&str>,
@@ -65,6 +68,16 @@ impl Simulator {
                     .events
                     .push((account.map(str::to_string), event.clone()));
             }
+        }
+        if delivery.withhold {
+            for event in &built {
+                tracing::info!(
+                    event_id = event["id"].as_str().unwrap_or_default(),
+                    event_type = event["type"].as_str().unwrap_or_default(),
+                    "webhook withheld; the event is only in GET /v1/events"
+                );
+            }
+            return;
         }
         if delivery.out_of_order {
             built.reverse();

@@ -9,8 +9,9 @@
 //!
 //! Fidelity where the bundle's correctness depends on it: a bearer key is required,
 //! `Stripe-Account` scopes every object to its account, `Idempotency-Key` replays the first
-//! answer for the same parameters and refuses different ones, and lists page with `limit` and
-//! `starting_after`. Everything else is kept simple and says so.
+//! answer for the same parameters and refuses different ones, lists page with `limit` and
+//! `starting_after`, and `GET /v1/events` filters by `type` (with a `group.*` wildcard),
+//! `types[]` and `created` bounds before paging. Everything else is kept simple and says so.
 
 mod api;
 mod delivery;
@@ -91,6 +92,8 @@ struct StoredSession {
     cancel_url: Option<String>,
     return_url: Option<String>,
     collects_consent: bool,
+    /// The hosted page's "Don't send webhooks" choice, kept for settling a delayed payment.
+    withhold_webhooks: bool,
 }
 
 /// An idempotency key's record: the request's parameters and, once it succeeded, its answer

@@ -204,6 +204,7 @@ impl Simulator {
         let delivery = Delivery {
             duplicate: checked("duplicate"),
             out_of_order: checked("out_of_order"),
+            withhold: checked("withhold"),
         };
         let action = field("action").unwrap_or_default();
         let email = field("email");
@@ -226,6 +227,7 @@ impl Simulator {
                 "This session is no longer open.",
             );
         }
+        stored.withhold_webhooks = delivery.withhold;
         let session = &mut stored.session;
         session.customer_details = Some(CustomerDetails {
             email,
@@ -312,7 +314,8 @@ impl Simulator {
         }
     }
 
-    /// Ends a delayed payment: `async_payment_succeeded` or `async_payment_failed`.
+    /// Ends a delayed payment: `async_payment_succeeded` or `async_payment_failed`, withheld
+    /// like the payment's own events if "Don't send webhooks" was checked when paying.
     fn settle(self: &Arc<Self>, id: &str, form: &[(String, String)]) -> Answer {
         let outcome = form
             .iter()
@@ -348,7 +351,11 @@ impl Simulator {
         let event = (kind, self.session_json(stored, false));
         let stored = stored.clone();
         drop(state);
-        self.send_events(stored.account.as_deref(), vec![event], Delivery::default());
+        let delivery = Delivery {
+            withhold: stored.withhold_webhooks,
+            ..Delivery::default()
+        };
+        self.send_events(stored.account.as_deref(), vec![event], delivery);
         match landing(&stored) {
             Some(url) => redirect(&url),
             None => self.message(StatusCode::OK, "Settled", kind),
@@ -407,6 +414,7 @@ impl Simulator {
         for item in &mut recovered.items {
             item.id = format!("li_{}", random_suffix(24));
         }
+        recovered.withhold_webhooks = false;
         let url = recovered.session.url.clone().unwrap_or_default();
         state.sessions.insert(new_id, recovered);
         redirect(&url)
