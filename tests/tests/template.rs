@@ -1,7 +1,9 @@
 //! The SAM template and the code agree, so what runs locally (tables created from
-//! `store::tables` specs) and what is deployed cannot drift: the tables' keys, streams and
-//! TTLs, each stream's event filter, and each function's environment, which must load into
-//! that function's typed config and hold no secret value.
+//! `store::tables` specs) and what is deployed cannot drift: the tables' keys, indexes,
+//! streams and TTLs, each stream's event filter, each function's environment, which must load
+//! into that function's typed config and hold no secret value, each role's DynamoDB actions
+//! per table and index (no wildcard), the reconciler's schedule and alarms, and the optional
+//! EventBridge rule to the webhook.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,11 +12,15 @@ use checkout_core::{
     checkout::CheckoutConfig,
     config::Source,
     fulfillment::{self, ConfirmationConfig, FulfillmentConfig},
-    reconcile::{ConsumersConfig, ReconcileConfig},
+    metrics,
+    reconcile::{self, ConsumersConfig, ReconcileConfig},
     recovery::{self, RecoveryConfig},
     secrets::PARAMETER_SUFFIX,
-    store::tables::{self, TableSpec},
-    webhook::WebhookConfig,
+    store::{
+        Consumer,
+        tables::{self, TableSpec},
+    },
+    webhook::{self, WebhookConfig},
 };
 use serde_yaml_ng::Value;
 
@@ -416,7 +422,19 @@ fn each_function_loads_its_config_from_the_template_environment() {
     let env = function_env(&template, "ReconcileFunction");
     let reconcile = ReconcileConfig::from_env(&env).expect("reconcile config");
     assert_eq!(reconcile.grace_secs, 600);
-    ConsumersConfig::from_env(&env).expect("the consumers the reconciler re-drives");
+    // Fulfillment, its confirmation email and recovery, as their own functions load them.
+    let consumers =
+        ConsumersConfig::from_env(&env).expect("the consumers the reconciler re-drives");
+    assert_eq!(reconcile.events_table.as_str(), "EventsTable");
+    assert_eq!(reconcile.reconcile_table.as_str(), "ReconcileTable");
+    assert_eq!(consumers.fulfillment.events_table.as_str(), "EventsTable");
+    assert_eq!(consumers.recovery.events_table.as_str(), "EventsTable");
+    assert!(consumers.confirmation.mail.is_some(), "confirmations sent");
+    assert!(
+        consumers.recovery.public_base_url.contains("execute-api"),
+        "{}",
+        consumers.recovery.public_base_url
+    );
     assert_all_read("ReconcileFunction", &env);
 
     let env = function_env(&template, "FulfillmentFunction");
@@ -435,81 +453,252 @@ fn each_function_loads_its_config_from_the_template_environment() {
     assert_all_read("RecoveryFunction", &env);
 }
 
+/// The DynamoDB grants of a role's policy: each table, stream or index it names, as
+/// `EventsTable.Arn`, `EventsTable.StreamArn` or `EventsTable.Arn/index/<name>`, with the
+/// actions allowed on it. A statement naming a table grants only DynamoDB actions, and a
+/// statement with a DynamoDB action names only tables, streams and indexes.
+fn dynamodb_grants(template: &Value, role: &str) -> BTreeMap<String, BTreeSet<String>> {
+    fn statements<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
+        match tagged(value) {
+            // `!If [condition, statement, statement or AWS::NoValue]`
+            Some((tag, args)) if tag == "If" => {
+                for branch in args.as_sequence().unwrap().iter().skip(1) {
+                    statements(branch, out);
+                }
+            }
+            None if value.is_mapping() => out.push(value),
+            // `!Ref AWS::NoValue`
+            Some(_) | None => {}
+        }
+    }
+    fn resources(value: &Value, out: &mut Vec<String>) {
+        match tagged(value) {
+            Some((tag, args)) if tag == "If" => {
+                for branch in args.as_sequence().unwrap().iter().skip(1) {
+                    resources(branch, out);
+                }
+            }
+            Some((tag, target)) if tag == "GetAtt" => out.push(text(target).to_string()),
+            Some((tag, arn)) if tag == "Sub" => {
+                let arn = text(arn);
+                // `${EventsTable.Arn}/index/…` names a table's index; any other ARN stays.
+                match arn.strip_prefix("${").and_then(|a| a.split_once('}')) {
+                    Some((table, rest)) => out.push(format!("{table}{rest}")),
+                    None => out.push(arn.to_string()),
+                }
+            }
+            Some((tag, name)) => out.push(format!("!{tag} {}", text(name))),
+            None => match value {
+                Value::Sequence(items) => items.iter().for_each(|i| resources(i, out)),
+                other => out.push(text(other).to_string()),
+            },
+        }
+    }
+    let is_table = |r: &str| {
+        r.split_once('.').is_some_and(|(table, attribute)| {
+            template["Resources"][table]["Type"] == "AWS::DynamoDB::Table"
+                && (attribute == "Arn"
+                    || attribute == "StreamArn"
+                    || attribute.starts_with("Arn/index/"))
+        })
+    };
+    let mut list = Vec::new();
+    for policy in resource(template, role)["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+    {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            statements(statement, &mut list);
+        }
+    }
+    let mut grants: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for statement in list {
+        assert_eq!(statement["Effect"], "Allow", "{role}: {statement:?}");
+        let actions: Vec<&str> = match &statement["Action"] {
+            Value::Sequence(items) => items.iter().map(text).collect(),
+            one => vec![text(one)],
+        };
+        let mut named = Vec::new();
+        resources(&statement["Resource"], &mut named);
+        let dynamodb = actions.iter().any(|a| a.starts_with("dynamodb:"));
+        for r in &named {
+            assert_eq!(
+                is_table(r),
+                dynamodb,
+                "{role}: a statement mixes DynamoDB and other actions or resources: {actions:?} on {r}"
+            );
+        }
+        if dynamodb {
+            assert!(
+                actions.iter().all(|a| a.starts_with("dynamodb:")),
+                "{role}: {actions:?}"
+            );
+            for r in named {
+                grants
+                    .entry(r)
+                    .or_default()
+                    .extend(actions.iter().map(|a| a.to_string()));
+            }
+        }
+    }
+    grants
+}
+
+fn grants(items: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<String>> {
+    items
+        .iter()
+        .map(|(r, actions)| {
+            (
+                r.to_string(),
+                actions.iter().map(|a| format!("dynamodb:{a}")).collect(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn roles_grant_each_function_only_its_tables() {
     let template = template();
-    let tables_of = |role: &str| -> BTreeSet<String> {
-        let statements =
-            &resource(&template, role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
-        let mut out = BTreeSet::new();
-        for statement in statements.as_sequence().unwrap() {
-            // Indexes, named as `!Sub ${Table.Arn}/index/<name>` in a list.
-            for item in statement["Resource"].as_sequence().into_iter().flatten() {
-                if let Some((tag, arn)) = tagged(item)
-                    && tag == "Sub"
-                    && let Some(arn) = arn.as_str()
-                    && arn.contains("/index/")
-                {
-                    out.insert(arn.to_string());
-                }
-            }
-            let Some((tag, target)) = tagged(&statement["Resource"]) else {
-                continue;
-            };
-            let Some(target) = target.as_str() else {
-                continue;
-            };
-            if tag == "GetAtt"
-                && (target.ends_with("Table.Arn") || target.ends_with("Table.StreamArn"))
-            {
-                out.insert(target.to_string());
-            }
-        }
-        out
-    };
-    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(tables_of("WebhookRole"), set(&["EventsTable.Arn"]));
-    assert_eq!(tables_of("CreateSessionRole"), set(&["SessionsTable.Arn"]));
+    const STREAM: &[&str] = &[
+        "DescribeStream",
+        "GetRecords",
+        "GetShardIterator",
+        "ListStreams",
+    ];
     assert_eq!(
-        tables_of("FulfillmentRole"),
-        set(&[
-            "EventsTable.Arn",
-            "EventsTable.StreamArn",
-            "OrdersTable.Arn",
-            "SessionsTable.Arn"
-        ])
+        dynamodb_grants(&template, "WebhookRole"),
+        grants(&[("EventsTable.Arn", &["PutItem"])])
     );
     assert_eq!(
-        tables_of("RecoveryRole"),
-        set(&[
-            "EventsTable.Arn",
-            "EventsTable.StreamArn",
-            "RecoveryTable.Arn"
-        ])
+        dynamodb_grants(&template, "CreateSessionRole"),
+        grants(&[("SessionsTable.Arn", &["PutItem"])])
     );
+    // The consumers record each event's outcome on its item, and nothing else of the table.
     assert_eq!(
-        tables_of("ReconcileRole"),
-        set(&[
-            "EventsTable.Arn",
-            "${EventsTable.Arn}/index/fulfillment-pending",
-            "${EventsTable.Arn}/index/recovery-pending",
-            "ReconcileTable.Arn",
-            "OrdersTable.Arn",
-            "SessionsTable.Arn",
-            "RecoveryTable.Arn"
+        dynamodb_grants(&template, "FulfillmentRole"),
+        grants(&[
+            ("EventsTable.Arn", &["UpdateItem"]),
+            ("EventsTable.StreamArn", STREAM),
+            ("OrdersTable.Arn", &["GetItem", "UpdateItem"]),
+            ("SessionsTable.Arn", &["GetItem"]),
         ])
     );
-    // The indexes it queries are the ones the consumers' pending marks key.
-    for consumer in checkout_core::store::Consumer::ALL {
+    const RECOVERY: &[&str] = &["DeleteItem", "GetItem", "PutItem", "UpdateItem"];
+    assert_eq!(
+        dynamodb_grants(&template, "RecoveryRole"),
+        grants(&[
+            ("EventsTable.Arn", &["UpdateItem"]),
+            ("EventsTable.StreamArn", STREAM),
+            ("RecoveryTable.Arn", RECOVERY),
+        ])
+    );
+    // The reconciler: what both consumers do on a re-drive (no stream), the backfill's
+    // conditional put, and a Query on each consumer's pending index (not on `by-object`,
+    // which only the operator's `ops explain` reads).
+    let pending: Vec<String> = Consumer::ALL
+        .iter()
+        .map(|c| format!("EventsTable.Arn/index/{}", c.pending_index()))
+        .collect();
+    for index in &pending {
+        let name = index.rsplit('/').next().unwrap();
         assert!(
-            tables_of("ReconcileRole").contains(&format!(
-                "${{EventsTable.Arn}}/index/{}",
-                consumer.pending_index()
-            )),
-            "{consumer}"
+            tables::EVENTS.indexes.iter().any(|i| i.name == name),
+            "{name} is an index of the events table"
         );
     }
-    // No wildcard resource or action anywhere (comments aside).
+    let mut expected = grants(&[
+        ("EventsTable.Arn", &["GetItem", "PutItem", "UpdateItem"]),
+        ("ReconcileTable.Arn", &["GetItem", "UpdateItem"]),
+        ("OrdersTable.Arn", &["GetItem", "UpdateItem"]),
+        ("SessionsTable.Arn", &["GetItem"]),
+        ("RecoveryTable.Arn", RECOVERY),
+    ]);
+    for index in pending {
+        expected.insert(index, BTreeSet::from(["dynamodb:Query".to_string()]));
+    }
+    assert_eq!(dynamodb_grants(&template, "ReconcileRole"), expected);
+
+    // Each function's role names exactly the tables its environment names.
+    for (function, role) in [
+        ("WebhookFunction", "WebhookRole"),
+        ("CreateSessionFunction", "CreateSessionRole"),
+        ("FulfillmentFunction", "FulfillmentRole"),
+        ("RecoveryFunction", "RecoveryRole"),
+        ("ReconcileFunction", "ReconcileRole"),
+    ] {
+        let resolver = Resolver {
+            template: &template,
+        };
+        let in_env: BTreeSet<String> = resolver
+            .environment(function)
+            .into_iter()
+            .filter(|(name, _)| name.ends_with("_TABLE"))
+            .map(|(name, value)| {
+                let (tag, table) = tagged(&value).expect("!Ref to a table");
+                assert_eq!(tag, "Ref", "{function}: {name}");
+                assert_eq!(
+                    resource(&template, text(table))["Type"],
+                    "AWS::DynamoDB::Table",
+                    "{function}: {name}"
+                );
+                text(table).to_string()
+            })
+            .collect();
+        let in_role: BTreeSet<String> = dynamodb_grants(&template, role)
+            .into_keys()
+            .map(|r| r.split('.').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            in_env, in_role,
+            "{function}: tables in its environment and its role"
+        );
+    }
+}
+
+/// Every string under a statement's Action and Resource, through lists and functions.
+fn strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Sequence(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Mapping(m) => m.values().for_each(|v| strings(v, out)),
+        Value::Tagged(t) => strings(&t.value, out),
+        _ => {}
+    }
+}
+
+#[test]
+fn no_policy_has_a_wildcard() {
+    let template = template();
+    let mut roles = 0;
+    for (name, r) in template["Resources"].as_mapping().unwrap() {
+        if r["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        roles += 1;
+        for policy in r["Properties"]["Policies"].as_sequence().unwrap() {
+            let mut found = Vec::new();
+            for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                let mut statement = statement;
+                // `!If [condition, statement, AWS::NoValue]`: the statement.
+                if let Some((tag, args)) = tagged(statement)
+                    && tag == "If"
+                {
+                    statement = &args[1];
+                }
+                for key in ["NotAction", "NotResource"] {
+                    assert!(statement.get(key).is_none(), "{name:?}: {key}");
+                }
+                strings(&statement["Action"], &mut found);
+                strings(&statement["Resource"], &mut found);
+            }
+            assert!(!found.is_empty(), "{name:?}: no statements read");
+            for s in found {
+                assert!(!s.contains('*'), "{name:?}: wildcard in {s}");
+            }
+        }
+    }
+    assert_eq!(roles, 5, "one role per function");
+    // And none in a line of policy text anywhere else (comments aside).
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../infra/template.yaml"
@@ -522,4 +711,272 @@ fn roles_grant_each_function_only_its_tables() {
     for line in policy_lines {
         assert!(!line.contains('*'), "wildcard in: {line}");
     }
+}
+
+/// `rate(N minutes)` in seconds.
+fn rate_secs(expression: &str) -> i64 {
+    let minutes = expression
+        .strip_prefix("rate(")
+        .and_then(|r| r.strip_suffix(" minutes)"))
+        .unwrap_or_else(|| panic!("rate(N minutes): {expression}"));
+    minutes.parse::<i64>().expect("a number of minutes") * 60
+}
+
+fn timeout(template: &Value, function: &str) -> i64 {
+    resource(template, function)["Properties"]["Timeout"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{function}: a Timeout"))
+}
+
+#[test]
+fn the_reconciler_runs_every_few_minutes_and_a_pass_fits_the_interval() {
+    let template = template();
+    let events = resource(&template, "ReconcileFunction")["Properties"]["Events"]
+        .as_mapping()
+        .unwrap();
+    assert_eq!(events.len(), 1, "the schedule is its only trigger");
+    let schedule = events.values().next().unwrap();
+    assert_eq!(schedule["Type"], "ScheduleV2");
+    let p = &schedule["Properties"];
+    let interval = rate_secs(text(&p["ScheduleExpression"]));
+    assert!(
+        (120..=900).contains(&interval),
+        "every few minutes: {interval} s"
+    );
+    // A missed pass is not retried (the next one does its work), and passes start on time.
+    assert_eq!(p["RetryPolicy"]["MaximumRetryAttempts"], 0);
+    assert_eq!(p["FlexibleTimeWindow"]["Mode"], "OFF");
+    // Not the logical id: two stacks in one account and region would clash.
+    assert_eq!(p["OmitName"], true);
+
+    // A pass ends before the next one starts, and has room for a few steps.
+    let pass = timeout(&template, "ReconcileFunction");
+    assert!(
+        pass <= interval,
+        "timeout {pass} s over the {interval} s interval"
+    );
+    assert!(
+        pass >= 3 * reconcile::STEP_TIME_BUDGET_SECS,
+        "timeout {pass} s fits few steps"
+    );
+
+    // The consumers only start a record with its time budget left: several fit a batch.
+    for (function, budget) in [
+        ("FulfillmentFunction", fulfillment::RECORD_TIME_BUDGET_SECS),
+        ("RecoveryFunction", recovery::RECORD_TIME_BUDGET_SECS),
+    ] {
+        let t = timeout(&template, function);
+        assert!(
+            t >= 3 * budget,
+            "{function}: timeout {t} s, {budget} s a record"
+        );
+    }
+
+    // Built like the other functions (the Makefile's FUNCTIONS, cargo-lambda), one per crate.
+    let makefile =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Makefile")).unwrap();
+    let listed: BTreeSet<&str> = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("FUNCTIONS := "))
+        .expect("FUNCTIONS in the Makefile")
+        .split_whitespace()
+        .collect();
+    let mut built = BTreeSet::new();
+    let mut groups = BTreeSet::new();
+    for r in template["Resources"].as_mapping().unwrap().values() {
+        if r["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda");
+        let code = text(&r["Properties"]["CodeUri"]);
+        built.insert(
+            code.strip_prefix("../functions/")
+                .expect("a function crate"),
+        );
+        for global in ["Runtime", "Architectures", "MemorySize"] {
+            assert!(
+                r["Properties"].get(global).is_none(),
+                "{code}: {global} from Globals"
+            );
+        }
+        // Its own log group, the only one its role may write to.
+        let (tag, group) = tagged(&r["Properties"]["LoggingConfig"]["LogGroup"]).unwrap();
+        assert_eq!(tag, "Ref", "{code}: its own log group");
+        let group = text(group);
+        assert_eq!(resource(&template, group)["Type"], "AWS::Logs::LogGroup");
+        assert!(
+            groups.insert(group),
+            "{code}: {group} is another function's"
+        );
+        let (tag, role) = tagged(&r["Properties"]["Role"]).unwrap();
+        assert_eq!(tag, "GetAtt", "{code}: its own role");
+        let role = text(role).strip_suffix(".Arn").unwrap();
+        let mut logs = Vec::new();
+        for policy in resource(&template, role)["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+        {
+            for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+                let mut actions = Vec::new();
+                strings(&statement["Action"], &mut actions);
+                if actions.iter().any(|a| a.starts_with("logs:")) {
+                    let mut named = Vec::new();
+                    strings(&statement["Resource"], &mut named);
+                    logs.extend(named);
+                }
+            }
+        }
+        assert_eq!(
+            logs,
+            [format!("{group}.Arn")],
+            "{role} writes to {group} only"
+        );
+    }
+    let crates: BTreeSet<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+    assert_eq!(built, crates.iter().map(String::as_str).collect());
+    assert_eq!(
+        listed, built,
+        "the Makefile's FUNCTIONS and the template's functions"
+    );
+    assert!(
+        template["Outputs"]
+            .as_mapping()
+            .unwrap()
+            .values()
+            .any(|o| tagged(&o["Value"])
+                .is_some_and(|(tag, v)| tag == "Ref" && v == "ReconcileFunction")),
+        "an output names the reconcile function"
+    );
+}
+
+#[test]
+fn each_consumer_alarms_on_events_unresolved_for_an_hour_even_without_data() {
+    let template = template();
+    let schedule = &resource(&template, "ReconcileFunction")["Properties"]["Events"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()["Properties"];
+    let interval = rate_secs(text(&schedule["ScheduleExpression"]));
+    let alarms: BTreeMap<&str, &Value> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["MetricName"] == "EventsUnresolvedOverAnHour"
+        })
+        .map(|r| {
+            let p = &r["Properties"];
+            let dimensions = p["Dimensions"].as_sequence().unwrap();
+            assert_eq!(dimensions.len(), 1);
+            assert_eq!(dimensions[0]["Name"], "Consumer");
+            (text(&dimensions[0]["Value"]), p)
+        })
+        .collect();
+    assert_eq!(
+        alarms.keys().copied().collect::<BTreeSet<_>>(),
+        Consumer::ALL.iter().map(|c| c.as_str()).collect(),
+        "one alarm per consumer"
+    );
+    for (consumer, p) in alarms {
+        assert_eq!(p["Namespace"], metrics::NAMESPACE, "{consumer}");
+        assert_eq!(p["Statistic"], "Sum", "{consumer}");
+        // Each period holds a pass, so missing data means the reconciler did not run.
+        let period = p["Period"].as_i64().unwrap();
+        assert!(period >= interval, "{consumer}: period {period} s");
+        assert_eq!(p["EvaluationPeriods"], 1, "{consumer}");
+        assert_eq!(p["Threshold"], 0, "{consumer}");
+        assert_eq!(
+            p["ComparisonOperator"], "GreaterThanThreshold",
+            "{consumer}"
+        );
+        assert_eq!(p["TreatMissingData"], "breaching", "{consumer}");
+        let (tag, args) = tagged(&p["AlarmActions"]).expect("!If HasAlarmEmail");
+        assert_eq!(
+            (tag.as_str(), &args[0]),
+            ("If", &Value::from("HasAlarmEmail"))
+        );
+        let topic = tagged(&args[1][0]).expect("!Ref AlarmTopic");
+        assert_eq!((topic.0.as_str(), text(topic.1)), ("Ref", "AlarmTopic"));
+        let description = text(&p["AlarmDescription"]);
+        for command in ["ops explain", "ops redrive"] {
+            assert!(description.contains(command), "{consumer}: {command}");
+        }
+    }
+}
+
+#[test]
+fn stripe_events_from_an_eventbridge_bus_reach_the_webhook_when_one_is_named() {
+    let template = template();
+    let resolver = Resolver {
+        template: &template,
+    };
+    assert!(
+        !resolver.condition("HasStripeEventBus"),
+        "no bus by default: the webhook endpoint only"
+    );
+    let rule = resource(&template, "StripeEventsRule");
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    assert_eq!(rule["Condition"], "HasStripeEventBus");
+    let p = &rule["Properties"];
+    let (tag, bus) = tagged(&p["EventBusName"]).unwrap();
+    assert_eq!((tag.as_str(), text(bus)), ("Ref", "StripeEventBusName"));
+    let pattern = &p["EventPattern"];
+    assert_eq!(
+        pattern.as_mapping().unwrap().len(),
+        2,
+        "source and detail-type"
+    );
+    let prefixes = |key: &str| -> Vec<&str> {
+        pattern[key]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|m| text(&m["prefix"]))
+            .collect()
+    };
+    assert_eq!(prefixes("source"), [webhook::EVENT_BRIDGE_SOURCE_PREFIX]);
+    // Every type a consumer acts on passes, and each prefix lets some of them through.
+    let handled: BTreeSet<&str> = Consumer::ALL
+        .iter()
+        .flat_map(|c| c.events())
+        .map(|t| t.as_str())
+        .collect();
+    let detail_types = prefixes("detail-type");
+    for kind in &handled {
+        assert!(
+            detail_types.iter().any(|p| kind.starts_with(p)),
+            "{kind} filtered out"
+        );
+    }
+    for prefix in &detail_types {
+        assert!(
+            handled.iter().any(|k| k.starts_with(prefix)),
+            "{prefix} lets through nothing a consumer acts on"
+        );
+    }
+    let targets = p["Targets"].as_sequence().unwrap();
+    assert_eq!(targets.len(), 1);
+    let (tag, arn) = tagged(&targets[0]["Arn"]).unwrap();
+    assert_eq!((tag.as_str(), text(arn)), ("GetAtt", "WebhookFunction.Arn"));
+
+    let permission = resource(&template, "StripeEventsPermission");
+    assert_eq!(permission["Type"], "AWS::Lambda::Permission");
+    assert_eq!(permission["Condition"], "HasStripeEventBus");
+    let p = &permission["Properties"];
+    assert_eq!(p["Action"], "lambda:InvokeFunction");
+    assert_eq!(p["Principal"], "events.amazonaws.com");
+    let (tag, function) = tagged(&p["FunctionName"]).unwrap();
+    assert_eq!((tag.as_str(), text(function)), ("Ref", "WebhookFunction"));
+    let (tag, source) = tagged(&p["SourceArn"]).unwrap();
+    assert_eq!(
+        (tag.as_str(), text(source)),
+        ("GetAtt", "StripeEventsRule.Arn")
+    );
 }
