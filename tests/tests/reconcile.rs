@@ -698,3 +698,25 @@ async fn a_given_up_event_is_counted_until_the_operator_redrives_it() {
     assert_eq!(after.consumers["fulfillment"].unresolved, 0);
     assert_eq!(after.consumers["recovery"].unresolved, 0);
 }
+
+#[tokio::test]
+async fn a_stripe_event_list_out_of_reach_does_not_stop_the_redrive() {
+    let h = Harness::new().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({"error": {"type": "api_error", "message": "Something went wrong"}}),
+        ))
+        .mount(&h.stripe)
+        .await;
+    h.stripe_session("cs_test_while_down").await;
+    let (id, kind, object) = completed("evt_while_down", "cs_test_while_down");
+    h.stored(&id, kind, object, GRACE + 60).await;
+
+    let report = h.pass().await;
+
+    assert!(report.backfill_error.is_some(), "{report:?}");
+    assert_eq!(report.consumers["fulfillment"].resolved, 1, "{report:?}");
+    let order = h.orders().get("cs_test_while_down").await.unwrap().unwrap();
+    assert!(matches!(order.state, FulfillmentState::Fulfilled { .. }));
+}

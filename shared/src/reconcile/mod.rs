@@ -121,6 +121,10 @@ pub struct PassReport {
     pub consumers: BTreeMap<&'static str, ConsumerReport>,
     /// The pass stopped for lack of time; the next one goes on.
     pub out_of_time: bool,
+    /// Why the backfill stopped early (Stripe or DynamoDB failing); the re-drive still ran,
+    /// and the next pass reads the same window again from the unmoved checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill_error: Option<String>,
 }
 
 /// The longest one step of a pass can take (a Stripe page, or one re-drive): a step is only
@@ -159,12 +163,13 @@ impl Reconciler {
         &self.events
     }
 
-    /// One pass: backfill, then re-drive, then metrics.
+    /// One pass: backfill, then re-drive, then metrics. A backfill that fails (Stripe out of
+    /// reach) is reported in the pass and counted (`BackfillFailures`), and does not stop the
+    /// re-drive of what is already stored.
     ///
     /// # Errors
-    /// Stripe or DynamoDB failed during the backfill or the scan of unfinished events (the
-    /// next pass starts again from the checkpoint). A re-drive that fails is not an error of
-    /// the pass: it stays unfinished and counted.
+    /// DynamoDB failed during the scan of unfinished events. A re-drive that fails is not an
+    /// error of the pass: it stays unfinished and counted.
     pub async fn pass<F: Fulfil, M: Mailer>(
         &self,
         fulfillment: &FulfillmentApp<F>,
@@ -172,7 +177,11 @@ impl Reconciler {
         options: &PassOptions,
     ) -> Result<PassReport, ReconcileError> {
         let mut report = PassReport::default();
-        self.backfill(options, &mut report).await?;
+        if let Err(err) = self.backfill(options, &mut report).await {
+            tracing::warn!(error = %err, "backfill stopped; the next pass reads the same window again");
+            metrics::emit("BackfillFailures", 1.0, Unit::Count, &[]);
+            report.backfill_error = Some(err.to_string());
+        }
         for consumer in Consumer::ALL {
             let consumer_report = self
                 .redrive(consumer, fulfillment, recovery, options, &mut report)
