@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use aws_sdk_ssm::Client;
 
-use crate::config::{Layered, Source};
+use crate::aws;
+use crate::config::{Layered, ProcessEnv, Source};
 
 /// The suffix naming the parameter that holds a secret variable's value.
 pub const PARAMETER_SUFFIX: &str = "_PARAMETER";
@@ -32,6 +33,19 @@ pub enum SecretError {
     Empty { var: String, parameter: String },
     #[error("reading SSM parameters failed: {0}")]
     Ssm(String),
+}
+
+/// Every function's cold start: the bundle's AWS SDK configuration, and the process
+/// environment with the secrets among `vars` read from SSM (see [`resolve`]).
+///
+/// # Errors
+/// As [`resolve`].
+pub async fn cold_start(
+    vars: &[&'static str],
+) -> Result<(aws::SdkConfig, Layered<ProcessEnv>), SecretError> {
+    let sdk = aws::sdk_config().await;
+    let env = resolve(&Client::new(&sdk), ProcessEnv, vars).await?;
+    Ok((sdk, env))
 }
 
 /// Resolves each of `vars` whose `<VAR>_PARAMETER` is set; the others keep their plain

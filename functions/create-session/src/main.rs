@@ -2,9 +2,7 @@
 //! preflights itself; the handler still refuses origins outside `ALLOWED_ORIGINS`.
 
 use checkout_core::{
-    aws,
     checkout::{self, CheckoutConfig, SessionCreator},
-    config::ProcessEnv,
     secrets,
     store::DynamoDb,
 };
@@ -13,9 +11,7 @@ use lambda_http::{Error, Request, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let sdk = aws::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_SECRET_KEY"]).await?;
+    let (sdk, env) = secrets::cold_start(&["STRIPE_SECRET_KEY"]).await?;
     let config = CheckoutConfig::from_env(&env)?;
     let creator = &SessionCreator::new(config, DynamoDb::new(&sdk));
     lambda_http::run(service_fn(move |request: Request| async move {

@@ -6,8 +6,6 @@
 #![recursion_limit = "256"]
 
 use checkout_core::{
-    aws,
-    config::ProcessEnv,
     fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda,
     mail::SesMailer,
@@ -19,9 +17,7 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let sdk = aws::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_SECRET_KEY"]).await?;
+    let (sdk, env) = secrets::cold_start(&["STRIPE_SECRET_KEY"]).await?;
     let config = FulfillmentConfig::from_env(&env)?;
     let confirmation = ConfirmationConfig::from_env(&env)?;
     let ses = aws_sdk_sesv2::Client::new(&sdk);

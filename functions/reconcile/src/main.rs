@@ -6,8 +6,6 @@
 #![recursion_limit = "256"]
 
 use checkout_core::{
-    aws,
-    config::ProcessEnv,
     reconcile::{Consumers, ConsumersConfig, PassOptions, ReconcileConfig, Reconciler},
     secrets,
     store::DynamoDb,
@@ -17,14 +15,9 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let sdk = aws::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let env = secrets::resolve(
-        &ssm,
-        ProcessEnv,
-        &["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"],
-    )
-    .await?;
+    let (sdk, env) =
+        secrets::cold_start(&["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"])
+            .await?;
     let dynamodb = DynamoDb::new(&sdk);
     let ses = aws_sdk_sesv2::Client::new(&sdk);
     // The consumers exactly as their own functions build them: a re-drive runs their code.

@@ -6,8 +6,6 @@
 #![recursion_limit = "256"]
 
 use checkout_core::{
-    aws,
-    config::ProcessEnv,
     lambda,
     mail::SesMailer,
     recovery::{Recovery, RecoveryConfig},
@@ -19,14 +17,9 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let sdk = aws::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let env = secrets::resolve(
-        &ssm,
-        ProcessEnv,
-        &["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"],
-    )
-    .await?;
+    let (sdk, env) =
+        secrets::cold_start(&["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"])
+            .await?;
     let config = RecoveryConfig::from_env(&env)?;
     let mailer = SesMailer::new(config.mail.clone(), aws_sdk_sesv2::Client::new(&sdk));
     let recovery = &Recovery::new(config, DynamoDb::new(&sdk), mailer);

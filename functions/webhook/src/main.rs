@@ -2,8 +2,6 @@
 //! `StripeEventBusName` is set, Stripe events from an Amazon EventBridge partner bus.
 
 use checkout_core::{
-    aws,
-    config::ProcessEnv,
     lambda, secrets,
     store::DynamoDb,
     webhook::{WebhookConfig, WebhookReceiver},
@@ -13,9 +11,7 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let sdk = aws::sdk_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let env = secrets::resolve(&ssm, ProcessEnv, &["STRIPE_WEBHOOK_SECRET"]).await?;
+    let (sdk, env) = secrets::cold_start(&["STRIPE_WEBHOOK_SECRET"]).await?;
     let config = WebhookConfig::from_env(&env)?;
     let receiver = &WebhookReceiver::new(config, DynamoDb::new(&sdk));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {

@@ -46,9 +46,6 @@ pub struct Bundle {
     pub storefront: Storefront,
 }
 
-/// The simulator's API key in `make dev` (`infra/ops` uses the same).
-const SIMULATOR_KEY: &str = "sk_test_simulator_local";
-
 /// The process environment, with what the Stripe simulator sets when it stands in for Stripe.
 type DevEnv = Layered<ProcessEnv>;
 
@@ -64,8 +61,7 @@ async fn stripe_or_simulator(
     let sim_port: u16 = config::parsed_or(env, "STRIPE_SIMULATOR_PORT", 12111)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", sim_port)).await?;
     let public_url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
-    // Fixed, so `make ops` can reach the same simulator; it only ever listens on loopback.
-    let api_key = SIMULATOR_KEY.to_string();
+    let api_key = stripe_simulator::DEV_API_KEY.to_string();
     let webhook_secret = config::required(env, "STRIPE_WEBHOOK_SECRET")?
         .split(',')
         .next()

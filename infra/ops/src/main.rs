@@ -26,9 +26,6 @@ use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: ops reconcile [--since 72h] [--account acct_…] | ops explain cs_…|pi_…|evt_… | ops redrive evt_…";
 
-/// The simulator `make dev` starts when no Stripe key is set (`infra/local`).
-const SIMULATOR_KEY: &str = "sk_test_simulator_local";
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -123,7 +120,10 @@ fn stripe_or_simulator() -> Layered<ProcessEnv> {
     Layered::new(
         ProcessEnv,
         [
-            ("STRIPE_SECRET_KEY", SIMULATOR_KEY.to_string()),
+            (
+                "STRIPE_SECRET_KEY",
+                stripe_simulator::DEV_API_KEY.to_string(),
+            ),
             ("STRIPE_API_BASE", format!("http://127.0.0.1:{port}")),
         ],
     )

@@ -36,6 +36,10 @@ use tokio::net::TcpListener;
 /// An answer before it is framed for hyper.
 type Answer = Response<Bytes>;
 
+/// The API key the simulator takes in `make dev` (the local stack and `make ops` both use it).
+/// Fixed, so the operator's CLI reaches the running simulator; it only listens on loopback.
+pub const DEV_API_KEY: &str = "sk_test_simulator_local";
+
 /// What Stripe refuses above (its API caps request bodies well below this).
 const MAX_BODY_BYTES: usize = 256 * 1024;
 

@@ -7,6 +7,7 @@
 
 mod config;
 mod cors;
+mod fields;
 mod handler;
 mod request;
 

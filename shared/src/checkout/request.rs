@@ -11,99 +11,10 @@ use crate::ids::{AccountId, CustomerId, PriceId};
 pub use crate::mail::EmailAddress;
 use crate::stripe::{LineItemRequest, Mode, UiMode};
 
+pub use super::fields::{InvalidField, Locale, Metadata};
+
 /// Stripe's cap on line items in one session.
 pub const MAX_LINE_ITEMS: usize = 100;
-
-/// A request refused before Stripe is called, naming the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct InvalidField {
-    pub field: String,
-    pub message: String,
-}
-
-impl InvalidField {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Checkout's supported locales.
-const LOCALES: &[&str] = &[
-    "auto", "bg", "cs", "da", "de", "el", "en", "en-GB", "es", "es-419", "et", "fi", "fil", "fr",
-    "fr-CA", "hr", "hu", "id", "it", "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt",
-    "pt-BR", "ro", "ru", "sk", "sl", "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW",
-];
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Locale(String);
-
-impl TryFrom<String> for Locale {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        if LOCALES.contains(&value.as_str()) {
-            Ok(Self(value))
-        } else {
-            Err("not a locale Checkout supports (e.g. auto, en, fr, pt-BR)".into())
-        }
-    }
-}
-
-impl From<Locale> for String {
-    fn from(locale: Locale) -> Self {
-        locale.0
-    }
-}
-
-impl Locale {
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Stripe's metadata limits: 50 keys, keys up to 40 characters without square brackets,
-/// values up to 500 characters.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(try_from = "BTreeMap<String, String>")]
-pub struct Metadata(BTreeMap<String, String>);
-
-impl TryFrom<BTreeMap<String, String>> for Metadata {
-    type Error = String;
-
-    fn try_from(map: BTreeMap<String, String>) -> Result<Self, Self::Error> {
-        if map.len() > 50 {
-            return Err("at most 50 keys".into());
-        }
-        if let Some(key) = map
-            .keys()
-            .find(|k| k.is_empty() || k.chars().count() > 40 || k.contains(['[', ']']))
-        {
-            return Err(format!(
-                "key {key:?} must be 1 to 40 characters without [ or ]"
-            ));
-        }
-        if let Some(key) = map
-            .iter()
-            .find(|(_, v)| v.chars().count() > 500)
-            .map(|(k, _)| k)
-        {
-            return Err(format!("value of {key:?} is over 500 characters"));
-        }
-        Ok(Self(map))
-    }
-}
-
-impl Metadata {
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter()
-    }
-}
 
 /// `POST /checkout/sessions`, as JSON or as an HTML form.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -90,7 +90,8 @@ pub async fn handle<F: Fulfil>(
 }
 
 /// Acts on one stored event and records the outcome on it: the stream's path and the
-/// reconciler's re-drive, the same code.
+/// reconciler's re-drive, the same code. `Ok` holds the outcome recorded, which may still be
+/// unfinished (a Stripe 404 the stream cannot heal).
 ///
 /// # Errors
 /// The event is not finished and its trigger should retry it.
@@ -98,7 +99,7 @@ pub async fn handle_event<F: Fulfil>(
     fulfillment: &Fulfillment<F>,
     event: &EventRecord,
     deadline: Option<i64>,
-) -> Result<(), RetryLater> {
+) -> Result<EventOutcome, RetryLater> {
     let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = event.account.as_ref().map(AccountId::as_str));
     async {
         let result = act(fulfillment, event, deadline).await;
@@ -107,7 +108,7 @@ pub async fn handle_event<F: Fulfil>(
             .events()
             .settle(&event.event_id, Consumer::Fulfillment, &outcome)
             .await;
-        result.map(drop)
+        result.map(|_| outcome)
     }
     .instrument(span)
     .await

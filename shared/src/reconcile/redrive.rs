@@ -33,18 +33,8 @@ impl Reconciler {
                 continue;
             }
             self.events.mark_pending(&event, consumer).await?;
-            let result = match consumer {
-                Consumer::Fulfillment => {
-                    fulfillment::handle_event(&fulfillment.fulfillment, &event, None)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                Consumer::Recovery => recovery
-                    .handle_event(&event)
-                    .await
-                    .map_err(|e| e.to_string()),
-            };
-            results.push((consumer, result));
+            let result = run(consumer, &event, fulfillment, recovery, None).await;
+            results.push((consumer, result.map(drop)));
         }
         Ok(Some(results))
     }
@@ -127,22 +117,10 @@ impl Reconciler {
         }
         out.redriven += 1;
         tracing::info!(event_id = %event.event_id, event_type = %event.kind, consumer = consumer.as_str(), attempts, "re-driving an unfinished event");
-        let finished = match consumer {
-            Consumer::Fulfillment => {
-                fulfillment::handle_event(&fulfillment.fulfillment, event, options.deadline)
-                    .await
-                    .is_ok()
-            }
-            Consumer::Recovery => recovery.handle_event(event).await.is_ok(),
-        };
-        // A handler can succeed and still leave the event unresolved (a Stripe 404): read
-        // what it recorded.
-        let finished = finished
-            && match self.events.get(&event.event_id).await {
-                Ok(Some(stored)) => !stored.is_pending(consumer),
-                Ok(None) => true,
-                Err(_) => false,
-            };
+        // A handler can succeed and still leave the event unresolved (a Stripe 404).
+        let finished = run(consumer, event, fulfillment, recovery, options.deadline)
+            .await
+            .is_ok_and(|outcome| outcome.is_final());
         if finished {
             out.resolved += 1;
         }
@@ -153,5 +131,26 @@ impl Reconciler {
     fn backoff(&self, attempts: u32) -> i64 {
         let doublings = attempts.saturating_sub(1).min(5);
         (self.config.grace_secs << doublings).min(MAX_BACKOFF_SECS)
+    }
+}
+
+/// The consumer's own handler on `event`, the function its stream calls.
+async fn run<F: Fulfil, M: Mailer>(
+    consumer: Consumer,
+    event: &EventRecord,
+    fulfillment: &FulfillmentApp<F>,
+    recovery: &Recovery<M>,
+    deadline: Option<i64>,
+) -> Result<EventOutcome, String> {
+    match consumer {
+        Consumer::Fulfillment => {
+            fulfillment::handle_event(&fulfillment.fulfillment, event, deadline)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Consumer::Recovery => recovery
+            .handle_event(event)
+            .await
+            .map_err(|e| e.to_string()),
     }
 }

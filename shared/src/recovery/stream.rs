@@ -49,11 +49,12 @@ impl<M: Mailer> Recovery<M> {
     }
 
     /// Acts on one stored event and records the outcome on it: the stream's path and the
-    /// reconciler's re-drive, the same code.
+    /// reconciler's re-drive, the same code. `Ok` holds the outcome recorded, which may still
+    /// be unfinished (a session Stripe does not know).
     ///
     /// # Errors
     /// The event is not finished and its trigger should retry it.
-    pub async fn handle_event(&self, event: &EventRecord) -> Result<(), RecoveryError> {
+    pub async fn handle_event(&self, event: &EventRecord) -> Result<EventOutcome, RecoveryError> {
         let span = tracing::info_span!("stripe_event", event_id = %event.event_id, event_type = %event.kind, account = event.account.as_ref().map(AccountId::as_str));
         async {
             let result = self.act(event).await;
@@ -61,7 +62,7 @@ impl<M: Mailer> Recovery<M> {
             self.events
                 .settle(&event.event_id, Consumer::Recovery, &outcome)
                 .await;
-            result.map(drop)
+            result.map(|_| outcome)
         }
         .instrument(span)
         .await

@@ -2,6 +2,7 @@
 //! conditional write, so concurrent Lambdas race safely on DynamoDB, not in memory.
 
 mod checkpoints;
+mod consumers;
 mod events;
 mod orders;
 mod recovery;
@@ -10,10 +11,8 @@ pub mod tables;
 
 pub use aws_sdk_dynamodb::Client as DynamoDb;
 pub use checkpoints::CheckpointStore;
-pub use events::{
-    Consumer, EventOutcome, EventRecord, EventStore, FULFILLMENT_EVENTS, Handled, PendingPage,
-    RECOVERY_EVENTS, Recorded,
-};
+pub use consumers::{Consumer, EventOutcome, FULFILLMENT_EVENTS, Handled, RECOVERY_EVENTS};
+pub use events::{EventRecord, EventStore, PendingPage, Recorded};
 pub use orders::{Claim, FulfillmentState, OrderDetails, OrderLine, OrderRecord, OrderStore};
 pub use recovery::{RecoveryClaim, RecoveryStore, SkipReason};
 pub use sessions::{SessionRecord, SessionStore};
