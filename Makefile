@@ -19,6 +19,8 @@ export MAIL_FROM ?= orders@shop.example
 export MERCHANT_NAME ?= Demo Shop
 export RECOVERY_TABLE ?= checkout-recovery
 export RECONCILE_TABLE ?= checkout-reconcile
+export SUBSCRIPTIONS_TABLE ?= checkout-subscriptions
+export ACCESS_TABLE ?= checkout-access
 # The reconciler runs every 5 minutes in AWS; locally every 30 s, re-driving after 60 s.
 export RECONCILE_INTERVAL_SECS ?= 30
 export RECONCILE_GRACE_SECS ?= 60
@@ -36,7 +38,7 @@ export ALLOWED_ORIGINS ?= http://127.0.0.1:$(PORT),http://localhost:$(PORT)
 DEPLOY_VENV := .venv-deploy
 DEPLOY_TOOLS := $(DEPLOY_VENV)/.installed
 DEPLOY_BIN := $(abspath $(DEPLOY_VENV))/bin
-FUNCTIONS := webhook create-session fulfillment recovery reconcile
+FUNCTIONS := webhook create-session fulfillment recovery reconcile subscriptions
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 export SAM_CLI_TELEMETRY := 0
 

@@ -98,3 +98,13 @@ stripe_id!(
     PaymentIntentId,
     "pi_"
 );
+stripe_id!(
+    /// `sub_…`: a subscription, the key of the subscriptions table.
+    SubscriptionId,
+    "sub_"
+);
+stripe_id!(
+    /// `in_…`: an invoice (a subscription's first payment and each renewal).
+    InvoiceId,
+    "in_"
+);

@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord as StreamRecord};
+use aws_lambda_events::event::dynamodb::EventRecord as StreamRecord;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, Request, Response};
@@ -16,6 +16,17 @@ use serde::{Deserialize, Deserializer};
 
 use crate::store::EventRecord;
 use crate::stripe::EventType;
+
+/// A DynamoDB stream batch, for functions with no other trigger (subscriptions).
+pub use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+
+/// The invocation's deadline in unix seconds; `None` for a hand-built context (zero).
+#[must_use]
+pub fn deadline(context: &lambda_http::lambda_runtime::Context) -> Option<i64> {
+    i64::try_from(context.deadline / 1000)
+        .ok()
+        .filter(|d| *d > 0)
+}
 
 pub enum Trigger {
     Stream(StreamEvent),
@@ -118,10 +129,7 @@ pub async fn dispatch<A: StreamAndHttp>(
     app: &A,
     event: LambdaEvent<Trigger>,
 ) -> Result<serde_json::Value, lambda_http::Error> {
-    // Lambda always sets the deadline; zero (a hand-built context) means unknown.
-    let deadline = i64::try_from(event.context.deadline / 1000)
-        .ok()
-        .filter(|d| *d > 0);
+    let deadline = deadline(&event.context);
     match event.payload {
         Trigger::Stream(batch) => Ok(serde_json::to_value(app.stream(batch, deadline).await)?),
         Trigger::Http(request) => {

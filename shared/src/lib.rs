@@ -10,9 +10,10 @@
 //! 1. Values: `ids`, `clock`, `money`, `config`. Types that parse, and nothing else.
 //! 2. Adapters to the outside: `http` (errors as HTTP answers; knows no domain), `stripe`
 //!    (the API client, Stripe's objects and events), `store` (DynamoDB tables), `mail`
-//!    (addresses, templates, SES), `lambda` (triggers), `aws`, `secrets`, `metrics`.
+//!    (addresses, templates, SES), `access` (the `Entitle` seam and its default table),
+//!    `lambda` (triggers), `aws`, `secrets`, `metrics`.
 //! 3. Domain, one per concept, which never import each other: `webhook`, `checkout`,
-//!    `fulfillment`, `recovery`.
+//!    `fulfillment`, `subscriptions`, `recovery`.
 //!
 //! Every error type implements `http::ApiError` beside its definition, and every service
 //! and store is built the same way: `XConfig::from_env(&env)`, then `X::new(config,
@@ -25,6 +26,7 @@ pub mod ids;
 pub mod money;
 
 // Adapters.
+pub mod access;
 pub mod aws;
 pub mod http;
 pub mod lambda;
@@ -38,6 +40,7 @@ pub mod stripe;
 pub mod checkout;
 pub mod fulfillment;
 pub mod recovery;
+pub mod subscriptions;
 pub mod webhook;
 
 // Operations: drives the domain modules above.

@@ -259,6 +259,18 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = compiled_templates![
     "payment_failed.fr.subject.txt",
     "payment_failed.fr.html",
     "payment_failed.fr.txt",
+    "renewal_failed.en.subject.txt",
+    "renewal_failed.en.html",
+    "renewal_failed.en.txt",
+    "renewal_failed.fr.subject.txt",
+    "renewal_failed.fr.html",
+    "renewal_failed.fr.txt",
+    "renewal_action_required.en.subject.txt",
+    "renewal_action_required.en.html",
+    "renewal_action_required.en.txt",
+    "renewal_action_required.fr.subject.txt",
+    "renewal_action_required.fr.html",
+    "renewal_action_required.fr.txt",
 ];
 
 impl Templates {

@@ -124,6 +124,22 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
+pub async fn subscriptions_table(client: &DynamoDb) -> TableName {
+    let name = unique_table("subscriptions");
+    tables::ensure(client, name.as_str(), &tables::SUBSCRIPTIONS)
+        .await
+        .expect("create subscriptions table");
+    name
+}
+
+pub async fn access_table(client: &DynamoDb) -> TableName {
+    let name = unique_table("access");
+    tables::ensure(client, name.as_str(), &tables::ACCESS)
+        .await
+        .expect("create access table");
+    name
+}
+
 pub async fn orders_table(client: &DynamoDb) -> TableName {
     let name = unique_table("orders");
     tables::ensure(client, name.as_str(), &tables::ORDERS)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use checkout_core::{
+    access::{AccessConfig, AccessTable},
     clock::ManualClock,
     config::{Secret, TableName},
     fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
@@ -21,7 +22,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-type App = FulfillmentApp<ConfirmationEmail<SesMailer>>;
+type App = FulfillmentApp<ConfirmationEmail<SesMailer>, AccessTable>;
 
 struct Harness {
     stripe: MockServer,
@@ -81,8 +82,15 @@ impl Harness {
             .map(|mail| SesMailer::new(mail, sending_ses.unwrap_or(ses)));
         let fulfiller = ConfirmationEmail::new(confirmation, mailer);
         let clock = ManualClock::now();
+        let access = AccessTable::new(
+            AccessConfig {
+                access_table: access_table(&dynamodb).await,
+            },
+            dynamodb.clone(),
+        );
         let app = Arc::new(
-            FulfillmentApp::new(config, dynamodb.clone(), fulfiller).with_clock(clock.clock()),
+            FulfillmentApp::new(config, dynamodb.clone(), fulfiller, access)
+                .with_clock(clock.clock()),
         );
         Self {
             stripe,
@@ -695,7 +703,7 @@ async fn connect_sessions_are_retrieved_on_the_connected_account_with_every_line
 }
 
 #[tokio::test]
-async fn payment_intents_of_checkout_sessions_are_not_fulfilled_twice() {
+async fn only_marked_payment_intents_are_orders_of_their_own() {
     let h = Harness::new().await;
     Mock::given(method("GET"))
         .and(path("/v1/checkout/sessions"))
@@ -713,7 +721,16 @@ async fn payment_intents_of_checkout_sessions_are_not_fulfilled_twice() {
         )
         .mount(&h.stripe)
         .await;
-    let intent = |id: &str, status: &str| json!({"id": id, "object": "payment_intent", "amount": 1500, "amount_received": 1500, "currency": "usd", "status": status, "receipt_email": h.buyer.as_str()});
+    // Marked as the bundle's (a Payment Element flow), except the invoice's, which Stripe
+    // made for a subscription's renewal and no one marked.
+    let intent = |id: &str, status: &str| {
+        let metadata = if id == "pi_of_invoice" {
+            json!({})
+        } else {
+            json!({"checkout_lambda_fulfil": "true"})
+        };
+        json!({"id": id, "object": "payment_intent", "amount": 1500, "amount_received": 1500, "currency": "usd", "status": status, "receipt_email": h.buyer.as_str(), "metadata": metadata})
+    };
 
     let batch = stream_batch(&[
         stored_event(
@@ -746,6 +763,18 @@ async fn payment_intents_of_checkout_sessions_are_not_fulfilled_twice() {
             intent("pi_failed", "requires_payment_method"),
             None,
         ),
+        stored_event(
+            "evt_pi6",
+            "payment_intent.succeeded",
+            intent("pi_of_invoice", "succeeded"),
+            None,
+        ),
+        stored_event(
+            "evt_pi7",
+            "payment_intent.processing",
+            intent("pi_of_invoice", "processing"),
+            None,
+        ),
     ]);
     assert!(
         h.app
@@ -775,6 +804,20 @@ async fn payment_intents_of_checkout_sessions_are_not_fulfilled_twice() {
         1,
         "one confirmation for the standalone payment"
     );
+    assert_eq!(
+        h.orders().get("pi_of_invoice").await.unwrap(),
+        None,
+        "an invoice's PaymentIntent is never an order"
+    );
+    let asked_about_invoice = h
+        .stripe
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.as_str().contains("pi_of_invoice"))
+        .count();
+    assert_eq!(asked_about_invoice, 0, "decided without calling Stripe");
 }
 
 /// An SES that answers every send with throttling: a refusal worth retrying.

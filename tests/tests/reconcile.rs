@@ -8,18 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use checkout_core::{
+    access::{AccessConfig, AccessTable},
     clock::ManualClock,
     config::{Secret, TableName},
     fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda::StreamAndHttp,
     mail::{EmailAddress, MailConfig, SesMailer, Templates},
-    reconcile::{ExplainConfig, Explainer, PassOptions, PassReport, ReconcileConfig, Reconciler},
+    reconcile::{
+        ExplainConfig, Explainer, Handlers, PassOptions, PassReport, ReconcileConfig, Reconciler,
+    },
     recovery::{Recovery, RecoveryConfig},
     store::{
         Consumer, DynamoDb, EventOutcome, EventRecord, EventStore, FulfillmentState, OrderStore,
         tables,
     },
     stripe::StripeConfig,
+    subscriptions::{Subscriptions, SubscriptionsConfig},
 };
 use integration_tests::*;
 use serde_json::{Value, json};
@@ -33,8 +37,9 @@ struct Harness {
     dynamodb: DynamoDb,
     events: TableName,
     orders: TableName,
-    fulfillment: Arc<FulfillmentApp<ConfirmationEmail<SesMailer>>>,
+    fulfillment: Arc<FulfillmentApp<ConfirmationEmail<SesMailer>, AccessTable>>,
     recovery: Arc<Recovery<SesMailer>>,
+    subscriptions: Arc<Subscriptions<AccessTable>>,
     reconciler: Arc<Reconciler>,
     explainer: Explainer,
     clock: ManualClock,
@@ -78,6 +83,25 @@ impl Harness {
             templates: templates.clone(),
             merchant_name: "Demo Shop".into(),
         };
+        let subscriptions_table = subscriptions_table(&dynamodb).await;
+        let access_config = AccessConfig {
+            access_table: access_table(&dynamodb).await,
+        };
+        let access = AccessTable::new(access_config.clone(), dynamodb.clone());
+        let subscriptions = Subscriptions::new(
+            SubscriptionsConfig {
+                stripe: stripe_config.clone(),
+                events_table: events.clone(),
+                subscriptions_table: subscriptions_table.clone(),
+                access: access_config,
+                grace_secs: 3 * 86_400,
+                lease_margin_secs: 5,
+                default_lease_secs: 30,
+            },
+            dynamodb.clone(),
+            access.clone(),
+        )
+        .with_clock(clock.clock());
         let fulfillment = FulfillmentApp::new(
             FulfillmentConfig {
                 stripe: stripe_config.clone(),
@@ -92,6 +116,7 @@ impl Harness {
                 confirmation,
                 Some(SesMailer::new(mail.clone(), ses.clone())),
             ),
+            access,
         )
         .with_clock(clock.clock());
         let recovery = Recovery::new(
@@ -133,6 +158,7 @@ impl Harness {
                 sessions_table: sessions,
                 orders_table: orders.clone(),
                 recovery_table,
+                subscriptions_table,
             },
             dynamodb.clone(),
         );
@@ -143,6 +169,7 @@ impl Harness {
             orders,
             fulfillment: Arc::new(fulfillment),
             recovery: Arc::new(recovery),
+            subscriptions: Arc::new(subscriptions),
             reconciler: Arc::new(reconciler),
             explainer,
             clock,
@@ -199,9 +226,17 @@ impl Harness {
             .unwrap()
     }
 
+    fn handlers(&self) -> Handlers<'_, ConfirmationEmail<SesMailer>, SesMailer, AccessTable> {
+        Handlers {
+            fulfillment: &self.fulfillment,
+            recovery: &self.recovery,
+            subscriptions: &self.subscriptions,
+        }
+    }
+
     async fn pass(&self) -> PassReport {
         self.reconciler
-            .pass(&self.fulfillment, &self.recovery, &PassOptions::default())
+            .pass(&self.handlers(), &PassOptions::default())
             .await
             .expect("pass")
     }
@@ -479,14 +514,20 @@ async fn a_pass_a_stream_delivery_and_the_landing_page_at_once_fulfil_once() {
     let event = h.stored(&id, kind, object, GRACE + 60).await;
 
     let pass = {
-        let (reconciler, fulfillment, recovery) = (
+        let (reconciler, fulfillment, recovery, subscriptions) = (
             h.reconciler.clone(),
             h.fulfillment.clone(),
             h.recovery.clone(),
+            h.subscriptions.clone(),
         );
         tokio::spawn(async move {
+            let handlers = Handlers {
+                fulfillment: &fulfillment,
+                recovery: &recovery,
+                subscriptions: &subscriptions,
+            };
             reconciler
-                .pass(&fulfillment, &recovery, &PassOptions::default())
+                .pass(&handlers, &PassOptions::default())
                 .await
                 .unwrap()
         })
@@ -681,7 +722,7 @@ async fn a_given_up_event_is_counted_until_the_operator_redrives_it() {
 
     let results = h
         .reconciler
-        .redrive_now(&event.event_id, &h.fulfillment, &h.recovery)
+        .redrive_now(&event.event_id, &h.handlers())
         .await
         .unwrap()
         .expect("stored");
@@ -689,7 +730,8 @@ async fn a_given_up_event_is_counted_until_the_operator_redrives_it() {
         results,
         vec![
             (Consumer::Fulfillment, Ok(())),
-            (Consumer::Recovery, Ok(()))
+            (Consumer::Recovery, Ok(())),
+            (Consumer::Subscriptions, Ok(())),
         ]
     );
     let order = h.orders().get("cs_test_given_up").await.unwrap().unwrap();

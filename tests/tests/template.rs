@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use checkout_core::{
+    access::AccessConfig,
     checkout::CheckoutConfig,
     config::Source,
     fulfillment::{self, ConfirmationConfig, FulfillmentConfig},
@@ -20,6 +21,7 @@ use checkout_core::{
         Consumer,
         tables::{self, TableSpec},
     },
+    subscriptions::{self, SubscriptionsConfig},
     webhook::{self, WebhookConfig},
 };
 use serde_yaml_ng::Value;
@@ -56,12 +58,14 @@ fn text(value: &Value) -> &str {
 #[test]
 fn tables_match_the_specs_the_local_stack_creates_them_from() {
     let template = template();
-    let specs: [(&str, &TableSpec); 5] = [
+    let specs: [(&str, &TableSpec); 7] = [
         ("EventsTable", &tables::EVENTS),
         ("SessionsTable", &tables::SESSIONS),
         ("OrdersTable", &tables::ORDERS),
         ("RecoveryTable", &tables::RECOVERY),
         ("ReconcileTable", &tables::RECONCILE),
+        ("SubscriptionsTable", &tables::SUBSCRIPTIONS),
+        ("AccessTable", &tables::ACCESS),
     ];
     let declared: BTreeSet<&str> = template["Resources"]
         .as_mapping()
@@ -79,14 +83,22 @@ fn tables_match_the_specs_the_local_stack_creates_them_from() {
         let table = resource(&template, name);
         let p = &table["Properties"];
         assert_eq!(p["BillingMode"], "PAY_PER_REQUEST", "{name}");
-        assert_eq!(p["KeySchema"].as_sequence().unwrap().len(), 1, "{name}");
+        let keys = 1 + usize::from(spec.sort_key.is_some());
+        assert_eq!(p["KeySchema"].as_sequence().unwrap().len(), keys, "{name}");
         assert_eq!(
             p["KeySchema"][0]["AttributeName"], spec.partition_key,
             "{name}"
         );
         assert_eq!(p["KeySchema"][0]["KeyType"], "HASH", "{name}");
-        // The table's key and each index's keys, with their types, and nothing else.
+        if let Some(sort_key) = spec.sort_key {
+            assert_eq!(p["KeySchema"][1]["AttributeName"], sort_key, "{name}");
+            assert_eq!(p["KeySchema"][1]["KeyType"], "RANGE", "{name}");
+        }
+        // The table's keys and each index's keys, with their types, and nothing else.
         let mut expected: BTreeMap<&str, &str> = BTreeMap::from([(spec.partition_key, "S")]);
+        if let Some(sort_key) = spec.sort_key {
+            expected.insert(sort_key, "S");
+        }
         for index in spec.indexes {
             expected.insert(index.partition_key, "S");
             expected.insert(index.sort_key, "N");
@@ -151,6 +163,7 @@ fn each_stream_subscription_filters_exactly_the_events_its_handler_acts_on() {
     for (function, handled) in [
         ("FulfillmentFunction", fulfillment::STREAM_EVENTS),
         ("RecoveryFunction", recovery::STREAM_EVENTS),
+        ("SubscriptionsFunction", subscriptions::STREAM_EVENTS),
     ] {
         let events = &resource(&template, function)["Properties"]["Events"];
         let streams: Vec<&Value> = events
@@ -429,6 +442,15 @@ fn each_function_loads_its_config_from_the_template_environment() {
     assert_eq!(reconcile.reconcile_table.as_str(), "ReconcileTable");
     assert_eq!(consumers.fulfillment.events_table.as_str(), "EventsTable");
     assert_eq!(consumers.recovery.events_table.as_str(), "EventsTable");
+    assert_eq!(
+        consumers.subscriptions.subscriptions_table.as_str(),
+        "SubscriptionsTable"
+    );
+    assert_eq!(
+        consumers.subscriptions.access.access_table.as_str(),
+        "AccessTable"
+    );
+    assert_eq!(consumers.subscriptions.grace_secs, 3 * 86_400);
     assert!(consumers.confirmation.mail.is_some(), "confirmations sent");
     assert!(
         consumers.recovery.public_base_url.contains("execute-api"),
@@ -440,7 +462,18 @@ fn each_function_loads_its_config_from_the_template_environment() {
     let env = function_env(&template, "FulfillmentFunction");
     FulfillmentConfig::from_env(&env).expect("fulfillment config");
     ConfirmationConfig::from_env(&env).expect("confirmation email config");
+    AccessConfig::from_env(&env).expect("the default Entitle's table");
     assert_all_read("FulfillmentFunction", &env);
+
+    let env = function_env(&template, "SubscriptionsFunction");
+    let config = SubscriptionsConfig::from_env(&env).expect("subscriptions config");
+    assert_eq!(
+        config.grace_secs,
+        3 * 86_400,
+        "ACCESS_GRACE_DAYS defaults to 3"
+    );
+    AccessConfig::from_env(&env).expect("the default Entitle's table");
+    assert_all_read("SubscriptionsFunction", &env);
 
     let env = function_env(&template, "RecoveryFunction");
     let config = RecoveryConfig::from_env(&env).expect("recovery config");
@@ -581,6 +614,16 @@ fn roles_grant_each_function_only_its_tables() {
             ("EventsTable.StreamArn", STREAM),
             ("OrdersTable.Arn", &["GetItem", "UpdateItem"]),
             ("SessionsTable.Arn", &["GetItem"]),
+            ("AccessTable.Arn", &["UpdateItem"]),
+        ])
+    );
+    assert_eq!(
+        dynamodb_grants(&template, "SubscriptionsRole"),
+        grants(&[
+            ("EventsTable.Arn", &["UpdateItem"]),
+            ("EventsTable.StreamArn", STREAM),
+            ("SubscriptionsTable.Arn", &["GetItem", "UpdateItem"]),
+            ("AccessTable.Arn", &["UpdateItem"]),
         ])
     );
     const RECOVERY: &[&str] = &["DeleteItem", "GetItem", "PutItem", "UpdateItem"];
@@ -612,6 +655,8 @@ fn roles_grant_each_function_only_its_tables() {
         ("OrdersTable.Arn", &["GetItem", "UpdateItem"]),
         ("SessionsTable.Arn", &["GetItem"]),
         ("RecoveryTable.Arn", RECOVERY),
+        ("SubscriptionsTable.Arn", &["GetItem", "UpdateItem"]),
+        ("AccessTable.Arn", &["UpdateItem"]),
     ]);
     for index in pending {
         expected.insert(index, BTreeSet::from(["dynamodb:Query".to_string()]));
@@ -625,6 +670,7 @@ fn roles_grant_each_function_only_its_tables() {
         ("FulfillmentFunction", "FulfillmentRole"),
         ("RecoveryFunction", "RecoveryRole"),
         ("ReconcileFunction", "ReconcileRole"),
+        ("SubscriptionsFunction", "SubscriptionsRole"),
     ] {
         let resolver = Resolver {
             template: &template,
@@ -697,7 +743,7 @@ fn no_policy_has_a_wildcard() {
             }
         }
     }
-    assert_eq!(roles, 5, "one role per function");
+    assert_eq!(roles, 6, "one role per function");
     // And none in a line of policy text anywhere else (comments aside).
     let raw = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -764,6 +810,10 @@ fn the_reconciler_runs_every_few_minutes_and_a_pass_fits_the_interval() {
     for (function, budget) in [
         ("FulfillmentFunction", fulfillment::RECORD_TIME_BUDGET_SECS),
         ("RecoveryFunction", recovery::RECORD_TIME_BUDGET_SECS),
+        (
+            "SubscriptionsFunction",
+            subscriptions::RECORD_TIME_BUDGET_SECS,
+        ),
     ] {
         let t = timeout(&template, function);
         assert!(

@@ -1,4 +1,5 @@
-//! Triggered by the events table's stream (`checkout.session.*`, `payment_intent.*`) and by
+//! Triggered by the events table's stream (`checkout.session.*`, `payment_intent.*`,
+//! `charge.refunded`, `charge.dispute.*`) and by
 //! `GET /checkout/complete?session_id=…` on API Gateway (HTTP API, payload v2).
 
 // The handler's futures nest the AWS SDK, Stripe client and mailer futures deeper than
@@ -6,6 +7,7 @@
 #![recursion_limit = "256"]
 
 use checkout_core::{
+    access::{AccessConfig, AccessTable},
     fulfillment::{ConfirmationConfig, ConfirmationEmail, FulfillmentApp, FulfillmentConfig},
     lambda,
     mail::SesMailer,
@@ -25,9 +27,12 @@ async fn main() -> Result<(), Error> {
         .mail
         .clone()
         .map(|mail| SesMailer::new(mail, ses));
-    // Replace ConfirmationEmail with your own `Fulfil` implementation to grant access or ship.
+    // Replace ConfirmationEmail with your own `Fulfil` implementation to ship or notify,
+    // and AccessTable with your own `Entitle` to grant and revoke access in your app.
     let fulfiller = ConfirmationEmail::new(confirmation, mailer);
-    let app = &FulfillmentApp::new(config, DynamoDb::new(&sdk), fulfiller);
+    let dynamodb = DynamoDb::new(&sdk);
+    let access = AccessTable::new(AccessConfig::from_env(&env)?, dynamodb.clone());
+    let app = &FulfillmentApp::new(config, dynamodb, fulfiller, access);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<lambda::Trigger>| {
         lambda::dispatch(app, event)
     }))

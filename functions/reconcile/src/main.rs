@@ -29,9 +29,7 @@ async fn main() -> Result<(), Error> {
                 deadline: i64::try_from(event.context.deadline / 1000).ok(),
                 ..PassOptions::default()
             };
-            let report = reconciler
-                .pass(&consumers.fulfillment, &consumers.recovery, &options)
-                .await?;
+            let report = reconciler.pass(&consumers.handlers(), &options).await?;
             Ok::<_, Error>(serde_json::to_value(report)?)
         },
     ))

@@ -13,6 +13,7 @@ mod streams;
 use std::sync::Arc;
 
 use checkout_core::{
+    access::AccessTable,
     aws,
     checkout::{CheckoutConfig, SessionCreator},
     config::{self, Layered, ProcessEnv, Secret},
@@ -20,9 +21,10 @@ use checkout_core::{
     lambda::StreamAndHttp,
     mail::{MailConfig, SesMailer},
     money::Money,
-    reconcile::{Consumers, ConsumersConfig, PassOptions, ReconcileConfig, Reconciler},
+    reconcile::{Consumers, ConsumersConfig, Handlers, PassOptions, ReconcileConfig, Reconciler},
     recovery::Recovery,
     store::{DynamoDb, tables},
+    subscriptions::{self, Subscriptions},
     webhook::{WebhookConfig, WebhookReceiver},
 };
 use stripe_simulator::{Simulator, SimulatorConfig};
@@ -30,13 +32,25 @@ use tracing_subscriber::EnvFilter;
 
 use crate::storefront::{Product, Storefront, StorefrontConfig};
 
-pub type Fulfillment = FulfillmentApp<ConfirmationEmail<SesMailer>>;
+pub type Fulfillment = FulfillmentApp<ConfirmationEmail<SesMailer>, AccessTable>;
 
 /// The functions that call Stripe (or the simulator).
 pub struct StripeFunctions {
     pub checkout: SessionCreator,
     pub fulfillment: Fulfillment,
     pub recovery: Recovery<SesMailer>,
+    pub subscriptions: Subscriptions<AccessTable>,
+}
+
+impl StripeFunctions {
+    /// The stream consumers, for the reconciler's re-drive.
+    fn handlers(&self) -> Handlers<'_, ConfirmationEmail<SesMailer>, SesMailer, AccessTable> {
+        Handlers {
+            fulfillment: &self.fulfillment,
+            recovery: &self.recovery,
+            subscriptions: &self.subscriptions,
+        }
+    }
 }
 
 /// Everything the bundle's routes need, built once at start like each Lambda's cold start.
@@ -120,6 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 price: p.price.clone(),
                 name: p.name.clone(),
                 amount: Money::new(p.unit_amount, &p.currency).to_string(),
+                recurring: p.recurring.map(str::to_string),
             })
             .collect(),
         None => config::optional(env, "STOREFRONT_PRICES")
@@ -131,6 +146,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 price: p.into(),
                 name: p.into(),
                 amount: String::new(),
+                // Prices named in STOREFRONT_PRICES are sold one-time.
+                recurring: None,
             })
             .collect(),
     };
@@ -155,6 +172,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One consumer per function subscribed to the events stream, as in the SAM template.
     let for_fulfillment = bundle.clone();
     let for_recovery = bundle.clone();
+    let for_subscriptions = bundle.clone();
     let consumers: Vec<streams::Consumer> = vec![
         Box::new(move |batch| {
             let bundle = for_fulfillment.clone();
@@ -163,6 +181,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Box::new(move |batch| {
             let bundle = for_recovery.clone();
             Box::pin(async move { bundle.stripe.recovery.stream(batch, None).await })
+        }),
+        Box::new(move |batch| {
+            let bundle = for_subscriptions.clone();
+            Box::pin(async move {
+                subscriptions::handle_stream(&bundle.stripe.subscriptions, batch, None).await
+            })
         }),
     ];
     let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
@@ -203,14 +227,7 @@ async fn reconcile_every(bundle: Arc<Bundle>, (reconciler, interval): (Reconcile
     loop {
         tick.tick().await;
         let options = PassOptions::default();
-        if let Err(err) = reconciler
-            .pass(
-                &bundle.stripe.fulfillment,
-                &bundle.stripe.recovery,
-                &options,
-            )
-            .await
-        {
+        if let Err(err) = reconciler.pass(&bundle.stripe.handlers(), &options).await {
             tracing::warn!(error = %err, "reconcile pass failed; the next one starts again");
         }
     }
@@ -241,6 +258,18 @@ async fn stripe_functions(
         &tables::RECOVERY,
     )
     .await?;
+    tables::ensure(
+        dynamodb,
+        consumers.subscriptions.subscriptions_table.as_str(),
+        &tables::SUBSCRIPTIONS,
+    )
+    .await?;
+    tables::ensure(
+        dynamodb,
+        consumers.subscriptions.access.access_table.as_str(),
+        &tables::ACCESS,
+    )
+    .await?;
     let ses = aws_sdk_sesv2::Client::new(sdk);
     // moto, like SES in the sandbox, only sends from a verified identity.
     let mail = MailConfig::from_env(env)?;
@@ -260,15 +289,17 @@ async fn stripe_functions(
     }
     tracing::info!(
         stripe = checkout.stripe.api_base,
-        "checkout, fulfillment and recovery ready"
+        "checkout, fulfillment, recovery and subscriptions ready"
     );
     let Consumers {
         fulfillment,
         recovery,
+        subscriptions,
     } = Consumers::new(consumers, dynamodb, &ses);
     Ok(StripeFunctions {
         checkout: SessionCreator::new(checkout, dynamodb.clone()),
         fulfillment,
         recovery,
+        subscriptions,
     })
 }

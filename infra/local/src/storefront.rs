@@ -13,11 +13,14 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Product {
     pub price: String,
     pub name: String,
     pub amount: String,
+    /// The billing interval (`"month"`) of a recurring price: the product is subscribed to
+    /// (`mode=subscription`, as Stripe requires for a recurring price), not bought.
+    pub recurring: Option<String>,
 }
 
 pub struct Storefront {

@@ -71,16 +71,14 @@ async fn run(args: &[String]) -> Result<Vec<String>, Fail> {
                 deadline: None,
             };
             let (consumers, reconciler) = running(&env, &sdk, &dynamodb)?;
-            let report = reconciler
-                .pass(&consumers.fulfillment, &consumers.recovery, &options)
-                .await?;
+            let report = reconciler.pass(&consumers.handlers(), &options).await?;
             Ok(vec![serde_json::to_string_pretty(&report)?])
         }
         Some("redrive") => {
             let id: EventId = args.get(1).ok_or(USAGE)?.parse()?;
             let (consumers, reconciler) = running(&env, &sdk, &dynamodb)?;
             let results = reconciler
-                .redrive_now(&id, &consumers.fulfillment, &consumers.recovery)
+                .redrive_now(&id, &consumers.handlers())
                 .await?
                 .ok_or_else(|| format!("{id}: no such event stored"))?;
             let mut lines: Vec<String> = results

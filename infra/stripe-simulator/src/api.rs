@@ -62,7 +62,17 @@ fn bad_request(message: &str, param: &str) -> ApiError {
     }
 }
 
-fn missing(kind: &str, id: &str) -> ApiError {
+/// Stripe's refusal of a cart whose prices do not fit the session's mode.
+fn mode_mismatch(message: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: None,
+        message: message.into(),
+        param: Some("line_items".into()),
+    }
+}
+
+pub(crate) fn missing(kind: &str, id: &str) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         code: Some("resource_missing"),
@@ -380,6 +390,18 @@ impl Simulator {
             }
             (&Method::GET, ["prices", id]) => self.price(id),
             (&Method::GET, ["payment_intents", id]) => self.payment_intent(id, account),
+            (&Method::GET, ["subscriptions", id]) => {
+                self.billing_object("subscription", id, account)
+            }
+            (&Method::GET, ["invoices", id]) => self.billing_object("invoice", id, account),
+            (&Method::GET, ["invoice_payments"]) => self.list_invoice_payments(query, account),
+            (&Method::GET, ["invoice_payments", id]) => {
+                self.billing_object("invoice_payment", id, account)
+            }
+            (&Method::GET, ["charges", id]) => self.billing_object("charge", id, account),
+            (&Method::GET, ["refunds", id]) => self.billing_object("refund", id, account),
+            (&Method::GET, ["disputes", id]) => self.billing_object("dispute", id, account),
+            (&Method::GET, ["customers", id]) => self.billing_object("customer", id, account),
             (&Method::POST, ["promotion_codes"]) => Ok(self.create_promotion_code(body, account)),
             (&Method::GET, ["events"]) => {
                 let filter = EventFilter::parse(query)?;
@@ -423,6 +445,7 @@ impl Simulator {
         value["success_url"] = stored.success_url.clone().into();
         value["cancel_url"] = stored.cancel_url.clone().into();
         value["return_url"] = stored.return_url.clone().into();
+        value["invoice"] = stored.invoice.clone().into();
         value["line_items"] = if with_items {
             let items = stored
                 .items
@@ -446,17 +469,19 @@ impl Simulator {
         value["object"] = "item".into();
         if let Some(price) = &item.price {
             value["price"]["object"] = "price".into();
-            let catalog = self
-                .config
-                .catalog
-                .iter()
-                .find(|c| c.price == price.id.as_str());
-            if let (true, Some(c)) = (expand_product, catalog) {
-                value["price"]["product"] =
-                    json!({"id": c.product, "object": "product", "name": c.name});
+            if let Some(c) = self.catalog_price(price.id.as_str()) {
+                value["price"] = c.json();
+                if expand_product {
+                    value["price"]["product"] =
+                        json!({"id": c.product, "object": "product", "name": c.name});
+                }
             }
         }
         value
+    }
+
+    pub(crate) fn catalog_price(&self, id: &str) -> Option<&crate::CatalogPrice> {
+        self.config.catalog.iter().find(|c| c.price == id)
     }
 
     fn create_session(&self, form: &Pairs, account: Option<&str>) -> Result<Value, ApiError> {
@@ -499,7 +524,7 @@ impl Simulator {
                     product: Some(price.product.clone().into()),
                     unit_amount: Some(price.unit_amount),
                     currency: price.currency.clone(),
-                    kind: Some("one_time".into()),
+                    kind: Some(price.kind().into()),
                 }),
             });
         }
@@ -508,6 +533,24 @@ impl Simulator {
                 "line_items is required in payment mode",
                 "line_items",
             ));
+        }
+        let recurring = items.iter().any(|i| {
+            i.price
+                .as_ref()
+                .is_some_and(|p| p.kind.as_deref() == Some("recurring"))
+        });
+        match mode {
+            Mode::Subscription if !recurring => {
+                return Err(mode_mismatch(
+                    "You must provide at least one recurring price in `subscription` mode when using prices.",
+                ));
+            }
+            Mode::Payment if recurring => {
+                return Err(mode_mismatch(
+                    "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.",
+                ));
+            }
+            _ => {}
         }
         let ui_mode = match param(form, "ui_mode").unwrap_or("hosted") {
             "hosted" => UiMode::Hosted,
@@ -586,6 +629,7 @@ impl Simulator {
             locale: param(form, "locale").map(str::to_string),
             payment_intent: None,
             subscription: None,
+            client_reference_id: param(form, "client_reference_id").map(str::to_string),
             consent: None,
             after_expiration: recovery.map(|r| AfterExpiration { recovery: Some(r) }),
             recovered_from: None,
@@ -601,6 +645,11 @@ impl Simulator {
             return_url,
             collects_consent: param(form, "consent_collection[promotions]") == Some("auto"),
             withhold_webhooks: false,
+            application_fee_amount: param(form, "payment_intent_data[application_fee_amount]")
+                .and_then(|a| a.parse().ok()),
+            application_fee_percent: param(form, "subscription_data[application_fee_percent]")
+                .and_then(|p| p.parse().ok()),
+            invoice: None,
         };
         let value = self.session_json(&stored, false);
         self.lock().sessions.insert(id, stored);
@@ -632,21 +681,18 @@ impl Simulator {
     }
 
     fn price(&self, id: &str) -> Result<Value, ApiError> {
-        let price = self
-            .config
-            .catalog
-            .iter()
-            .find(|c| c.price == id)
-            .ok_or_else(|| missing("price", id))?;
-        Ok(json!({
-            "id": price.price, "object": "price", "product": price.product, "unit_amount": price.unit_amount,
-            "currency": price.currency, "type": "one_time", "active": true, "livemode": false,
-        }))
+        self.catalog_price(id)
+            .map(crate::CatalogPrice::json)
+            .ok_or_else(|| missing("price", id))
     }
 
-    /// PaymentIntents exist here only as the payment of a completed session.
+    /// An invoice's PaymentIntent is kept with the billing objects; a payment-mode session's
+    /// is read off the session (its state follows the session's payment status).
     fn payment_intent(&self, id: &str, account: Option<&str>) -> Result<Value, ApiError> {
         let state = self.lock();
+        if let Some(intent) = state.objects.scoped("payment_intent", id, account) {
+            return Ok(intent.clone());
+        }
         let stored = state
             .sessions
             .values()
@@ -679,9 +725,68 @@ impl Simulator {
             description: None,
             metadata: BTreeMap::new(),
         };
-        let mut value = serde_json::to_value(intent).expect("a PaymentIntent serialises");
-        value["object"] = "payment_intent".into();
+        let typed = serde_json::to_value(intent).expect("a PaymentIntent serialises");
+        let latest_charge = state
+            .objects
+            .find("charge", "payment_intent", id)
+            .map(|c| c.object["id"].clone());
+        let mut value = crate::charges::payment_intent_json(&crate::charges::Intent {
+            id,
+            amount,
+            currency: &typed["currency"],
+            customer: &typed["customer"],
+            status: if paid { "succeeded" } else { "processing" },
+            created: stored.session.created.unwrap_or_default(),
+            description: None,
+            application_fee_amount: stored.application_fee_amount,
+        });
+        value["amount_received"] = typed["amount_received"].clone();
+        value["receipt_email"] = typed["receipt_email"].clone();
+        value["latest_charge"] = latest_charge.unwrap_or(Value::Null);
         Ok(value)
+    }
+
+    /// A billing object as the API returns it: scoped to its account, `resource_missing`
+    /// otherwise, as a session is.
+    fn billing_object(
+        &self,
+        kind: &str,
+        id: &str,
+        account: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        self.lock()
+            .objects
+            .scoped(kind, id, account)
+            .cloned()
+            .ok_or_else(|| missing(kind, id))
+    }
+
+    /// `GET /v1/invoice_payments?invoice=…` (or `payment[payment_intent]=…`): at the pinned
+    /// version, the only link from an invoice to the PaymentIntent that paid it.
+    fn list_invoice_payments(
+        &self,
+        query: &Pairs,
+        account: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let invoice = param(query, "invoice");
+        let intent = param(query, "payment[payment_intent]");
+        let all = self
+            .lock()
+            .objects
+            .all("invoice_payment")
+            .into_iter()
+            .filter(|o| o.account.as_deref() == account)
+            .map(|o| o.object.clone())
+            .collect();
+        page_where(
+            all,
+            |p| {
+                invoice.is_none_or(|i| p["invoice"] == i)
+                    && intent.is_none_or(|i| p["payment"]["payment_intent"] == i)
+            },
+            query,
+            "/v1/invoice_payments",
+        )
     }
 
     fn create_promotion_code(&self, form: &Pairs, account: Option<&str>) -> Value {

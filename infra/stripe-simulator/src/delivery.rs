@@ -32,34 +32,72 @@ pub(crate) struct Delivery {
 
 const ATTEMPTS: u32 = 6;
 
+/// One event to send: its type, its object as it is at that moment and, for `*.updated`
+/// events, the fields that changed with their values before (`data.previous_attributes`).
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub kind: &'static str,
+    pub object: Value,
+    pub previous: Option<Value>,
+}
+
+impl From<(&'static str, Value)> for Outgoing {
+    fn from((kind, object): (&'static str, Value)) -> Self {
+        Self {
+            kind,
+            object,
+            previous: None,
+        }
+    }
+}
+
+impl Outgoing {
+    pub fn updated(kind: &'static str, before: &Value, after: Value) -> Self {
+        Self {
+            kind,
+            previous: Some(crate::objects::previous_attributes(before, &after)),
+            object: after,
+        }
+    }
+}
+
 impl Simulator {
     /// Records the events (for `GET /v1/events`) and delivers them in the background, one
     /// after the other, in order unless asked otherwise; delivers nothing when withheld.
     pub(crate) fn send_events(
         self: &Arc<Self>,
         account: Option<&str>,
-        events: Vec<(&'static str, Value)>,
+        events: Vec<Outgoing>,
         delivery: Delivery,
     ) {
         let mut built: Vec<Value> = events
             .into_iter()
-            .map(|(kind, object)| {
-                let mut event = json!({
-                    "id": format!("evt_{}", random_suffix(24)),
-                    "object": "event",
-                    "api_version": checkout_core::stripe::API_VERSION,
-                    "created": unix_now(),
-                    "livemode": false,
-                    "pending_webhooks": 1,
-                    "request": {"id": null, "idempotency_key": null},
-                    "type": kind,
-                    "data": {"object": object},
-                });
-                if let Some(account) = account {
-                    event["account"] = account.into();
-                }
-                event
-            })
+            .map(
+                |Outgoing {
+                     kind,
+                     object,
+                     previous,
+                 }| {
+                    let mut event = json!({
+                        "id": format!("evt_{}", random_suffix(24)),
+                        "object": "event",
+                        "api_version": checkout_core::stripe::API_VERSION,
+                        "created": unix_now(),
+                        "livemode": false,
+                        "pending_webhooks": 1,
+                        "request": {"id": null, "idempotency_key": null},
+                        "type": kind,
+                        "data": {"object": object},
+                    });
+                    if let Some(account) = account {
+                        event["account"] = account.into();
+                    }
+                    if let Some(previous) = previous {
+                        event["data"]["previous_attributes"] = previous;
+                    }
+                    event
+                },
+            )
             .collect();
         {
             let mut state = self.lock();

@@ -12,10 +12,30 @@
 //! answer for the same parameters and refuses different ones, lists page with `limit` and
 //! `starting_after`, and `GET /v1/events` filters by `type` (with a `group.*` wildcard),
 //! `types[]` and `created` bounds before paging. Everything else is kept simple and says so.
+//!
+//! Billing follows Stripe's shapes at the pinned version: a subscription-mode session, once
+//! paid, leaves a customer, a subscription, its first invoice, the invoice's PaymentIntent and
+//! charge; a payment-mode session leaves a charge. The developer's page (`/dev/billing`, and
+//! the same actions as methods here) then renews, fails or cancels subscriptions and refunds
+//! or disputes charges, sending the events Stripe would.
+
+// `json!` of a whole Stripe object (every fixture key) nests deeper than the default allows.
+#![recursion_limit = "256"]
 
 mod api;
+mod billing;
+mod charges;
 mod delivery;
+mod dev;
+mod disputes;
+mod invoices;
+mod objects;
 mod pages;
+mod subscriptions;
+#[cfg(test)]
+mod tests;
+
+pub use objects::DevError;
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -51,23 +71,72 @@ pub struct CatalogPrice {
     pub name: String,
     pub unit_amount: i64,
     pub currency: Currency,
+    /// The billing interval of a recurring price (`"month"`), `None` for a one-time price.
+    pub recurring: Option<&'static str>,
+}
+
+/// When the catalog's prices were made: a fixed time, so answers are the same run to run.
+const CATALOG_CREATED: i64 = 1_735_689_600;
+
+impl CatalogPrice {
+    /// The price as Stripe returns it (`GET /v1/prices/{id}`, line items, subscription items).
+    pub(crate) fn json(&self) -> Value {
+        serde_json::json!({
+            "id": self.price,
+            "object": "price",
+            "active": true,
+            "billing_scheme": "per_unit",
+            "created": CATALOG_CREATED,
+            "currency": self.currency,
+            "custom_unit_amount": null,
+            "livemode": false,
+            "lookup_key": null,
+            "metadata": {},
+            "nickname": null,
+            "product": self.product,
+            "recurring": self.recurring.map(|interval| serde_json::json!({
+                "interval": interval,
+                "interval_count": 1,
+                "meter": null,
+                "trial_period_days": null,
+                "usage_type": "licensed",
+            })),
+            "tax_behavior": "unspecified",
+            "tiers_mode": null,
+            "transform_quantity": null,
+            "type": self.kind(),
+            "unit_amount": self.unit_amount,
+            "unit_amount_decimal": self.unit_amount.to_string(),
+        })
+    }
+
+    /// Stripe's `type`: `recurring` or `one_time`.
+    pub(crate) fn kind(&self) -> &'static str {
+        if self.recurring.is_some() {
+            "recurring"
+        } else {
+            "one_time"
+        }
+    }
 }
 
 /// The demo shop's catalog: what the storefront sells in `make dev`.
 #[must_use]
 pub fn demo_catalog() -> Vec<CatalogPrice> {
     [
-        ("price_mug", "prod_mug", "Mug", 1500),
-        ("price_tea", "prod_tea", "Tea box", 2500),
-        ("price_poster", "prod_poster", "Poster", 1200),
+        ("price_mug", "prod_mug", "Mug", 1500, None),
+        ("price_tea", "prod_tea", "Tea box", 2500, None),
+        ("price_poster", "prod_poster", "Poster", 1200, None),
+        ("price_plan", "prod_plan", "Pro plan", 900, Some("month")),
     ]
     .into_iter()
-    .map(|(price, product, name, amount)| CatalogPrice {
+    .map(|(price, product, name, amount, recurring)| CatalogPrice {
         price: price.into(),
         product: product.into(),
         name: name.into(),
         unit_amount: amount,
         currency: "eur".parse().expect("a currency code"),
+        recurring,
     })
     .collect()
 }
@@ -98,6 +167,12 @@ struct StoredSession {
     collects_consent: bool,
     /// The hosted page's "Don't send webhooks" choice, kept for settling a delayed payment.
     withhold_webhooks: bool,
+    /// `payment_intent_data[application_fee_amount]` (a Connect sale), for its PaymentIntent.
+    application_fee_amount: Option<i64>,
+    /// `subscription_data[application_fee_percent]`, for its subscription.
+    application_fee_percent: Option<f64>,
+    /// A paid subscription-mode session's first invoice (`invoice` on Stripe's session).
+    invoice: Option<String>,
 }
 
 /// An idempotency key's record: the request's parameters and, once it succeeded, its answer
@@ -114,6 +189,8 @@ struct State {
     promotion_codes: Vec<(Option<String>, Value)>,
     idempotency: HashMap<(Option<String>, String), Replay>,
     events: Vec<(Option<String>, Value)>,
+    /// Customers, subscriptions, invoices and the payments behind them, by id.
+    objects: objects::Objects,
 }
 
 pub struct Simulator {

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use checkout_core::money::Money;
 
-use crate::delivery::Delivery;
-use crate::{Answer, Simulator, StoredSession, random_suffix, unix_now};
+use crate::delivery::{Delivery, Outgoing};
+use crate::{Answer, Simulator, State, StoredSession, random_suffix, unix_now};
 
 /// How long a recovery link stays valid, as on Stripe.
 const RECOVERY_LINK_SECS: i64 = 30 * 86_400;
@@ -28,6 +28,8 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
         ("expired.html", include_str!("../templates/expired.html")),
         ("index.html", include_str!("../templates/index.html")),
         ("message.html", include_str!("../templates/message.html")),
+        ("billing.html", include_str!("../templates/billing.html")),
+        ("invoice.html", include_str!("../templates/invoice.html")),
     ] {
         env.add_template(name, source)
             .expect("simulator templates parse");
@@ -54,6 +56,8 @@ struct SessionView {
     recovery_url: Option<String>,
     recovered_from: Option<String>,
     cancel_url: Option<String>,
+    /// A subscription-mode session: the page says Subscribe and offers no delayed method.
+    subscription: bool,
     items: Vec<ItemView>,
 }
 
@@ -91,6 +95,7 @@ fn view(stored: &StoredSession) -> SessionView {
             .and_then(|r| r.url.clone()),
         recovered_from: s.recovered_from.as_ref().map(ToString::to_string),
         cancel_url: stored.cancel_url.clone(),
+        subscription: s.mode == Mode::Subscription,
         items: stored
             .items
             .iter()
@@ -130,7 +135,7 @@ fn landing(stored: &StoredSession) -> Option<String> {
 }
 
 impl Simulator {
-    fn render(&self, status: StatusCode, name: &str, context: Value) -> Answer {
+    pub(crate) fn render(&self, status: StatusCode, name: &str, context: Value) -> Answer {
         match self
             .pages
             .get_template(name)
@@ -144,7 +149,7 @@ impl Simulator {
         }
     }
 
-    fn message(&self, status: StatusCode, title: &str, text: &str) -> Answer {
+    pub(crate) fn message(&self, status: StatusCode, title: &str, text: &str) -> Answer {
         self.render(
             status,
             "message.html",
@@ -154,6 +159,10 @@ impl Simulator {
 
     pub(crate) fn page(self: &Arc<Self>, request: &http::Request<Bytes>) -> Answer {
         let segments: Vec<&str> = request.uri().path().trim_matches('/').split('/').collect();
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
         let form: Vec<(String, String)> = form_urlencoded::parse(request.body())
             .into_owned()
             .collect();
@@ -184,6 +193,10 @@ impl Simulator {
             (&Method::POST, ["c", "pay", id]) => self.act(id, &form),
             (&Method::POST, ["c", "pay", id, "settle"]) => self.settle(id, &form),
             (&Method::GET, ["r", id]) => self.recover(id),
+            (&Method::GET, ["dev", "billing"]) => self.billing_page(&query),
+            (&Method::POST, ["dev", "billing"]) => self.billing_action(&form),
+            (&Method::GET, ["i", id]) => self.invoice_page(id),
+            (&Method::POST, ["i", id]) => self.invoice_pay(id),
             _ => self.message(StatusCode::NOT_FOUND, "Not found", "No such page."),
         }
     }
@@ -208,6 +221,17 @@ impl Simulator {
         };
         let action = field("action").unwrap_or_default();
         let email = field("email");
+        if action == "pay-delayed"
+            && self
+                .stored(id)
+                .is_some_and(|s| s.session.mode == Mode::Subscription)
+        {
+            return self.message(
+                StatusCode::BAD_REQUEST,
+                "Not offered",
+                "The simulator's delayed payment methods are for payment-mode sessions.",
+            );
+        }
         if action != "expire" && !email.as_deref().is_some_and(|e| e.contains('@')) {
             return self.message(
                 StatusCode::BAD_REQUEST,
@@ -217,7 +241,10 @@ impl Simulator {
         }
         let now = unix_now();
         let mut state = self.lock();
-        let Some(stored) = state.sessions.get_mut(id) else {
+        let State {
+            sessions, objects, ..
+        } = &mut *state;
+        let Some(stored) = sessions.get_mut(id) else {
             return self.message(StatusCode::NOT_FOUND, "Not found", "No such session.");
         };
         if stored.session.status != Some(SessionStatus::Open) {
@@ -242,7 +269,7 @@ impl Simulator {
                 }),
             });
         }
-        let mut events: Vec<(&'static str, Value)> = Vec::new();
+        let mut events: Vec<Outgoing> = Vec::new();
         match action.as_str() {
             "pay" | "pay-delayed" => {
                 let session = &mut stored.session;
@@ -255,23 +282,40 @@ impl Simulator {
                 } else {
                     PaymentStatus::Unpaid
                 };
-                events.push((
-                    "checkout.session.completed",
-                    self.session_json(stored, false),
-                ));
+                match stored.session.mode {
+                    // Stripe's order: the subscription and its first invoice's payment, then
+                    // the session, which now names the subscription and the customer.
+                    Mode::Subscription => events.extend(self.subscribe(objects, stored, now)),
+                    _ if action == "pay" => self.charge_session(objects, stored, now),
+                    _ => {}
+                }
+                events.push(
+                    (
+                        "checkout.session.completed",
+                        self.session_json(stored, false),
+                    )
+                        .into(),
+                );
                 if action == "pay-delayed" {
                     match field("delayed_outcome").as_deref() {
                         Some("succeeded") => {
                             stored.session.payment_status = PaymentStatus::Paid;
-                            events.push((
-                                "checkout.session.async_payment_succeeded",
-                                self.session_json(stored, false),
-                            ));
+                            self.charge_session(objects, stored, now);
+                            events.push(
+                                (
+                                    "checkout.session.async_payment_succeeded",
+                                    self.session_json(stored, false),
+                                )
+                                    .into(),
+                            );
                         }
-                        Some("failed") => events.push((
-                            "checkout.session.async_payment_failed",
-                            self.session_json(stored, false),
-                        )),
+                        Some("failed") => events.push(
+                            (
+                                "checkout.session.async_payment_failed",
+                                self.session_json(stored, false),
+                            )
+                                .into(),
+                        ),
                         _ => {}
                     }
                 }
@@ -288,7 +332,7 @@ impl Simulator {
                     recovery.url = Some(format!("{}/r/{id}", self.config.public_url));
                     recovery.expires_at = Some(now + RECOVERY_LINK_SECS);
                 }
-                events.push(("checkout.session.expired", self.session_json(stored, false)));
+                events.push(("checkout.session.expired", self.session_json(stored, false)).into());
             }
             _ => {
                 return self.message(
@@ -322,7 +366,10 @@ impl Simulator {
             .find(|(k, _)| k == "outcome")
             .map(|(_, v)| v.as_str());
         let mut state = self.lock();
-        let Some(stored) = state.sessions.get_mut(id) else {
+        let State {
+            sessions, objects, ..
+        } = &mut *state;
+        let Some(stored) = sessions.get_mut(id) else {
             return self.message(StatusCode::NOT_FOUND, "Not found", "No such session.");
         };
         let pending = stored.session.status == Some(SessionStatus::Complete)
@@ -337,6 +384,7 @@ impl Simulator {
         let kind = match outcome {
             Some("succeeded") => {
                 stored.session.payment_status = PaymentStatus::Paid;
+                self.charge_session(objects, stored, unix_now());
                 "checkout.session.async_payment_succeeded"
             }
             Some("failed") => "checkout.session.async_payment_failed",
@@ -348,7 +396,7 @@ impl Simulator {
                 );
             }
         };
-        let event = (kind, self.session_json(stored, false));
+        let event = (kind, self.session_json(stored, false)).into();
         let stored = stored.clone();
         drop(state);
         let delivery = Delivery {

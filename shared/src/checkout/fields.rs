@@ -96,3 +96,38 @@ impl Metadata {
         self.0.iter()
     }
 }
+
+/// `client_reference_id`: the merchant's own reference for the buyer or cart (its user id),
+/// within Stripe's limit of 200 characters. A browser's claim, not a proof: it is passed to
+/// the order and to `Fulfil` as the caller sent it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ClientReference(String);
+
+impl TryFrom<String> for ClientReference {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let len = value.chars().count();
+        if len == 0 || len > 200 {
+            return Err("1 to 200 characters".into());
+        }
+        if value.chars().any(char::is_control) {
+            return Err("no control characters".into());
+        }
+        Ok(Self(value))
+    }
+}
+
+impl From<ClientReference> for String {
+    fn from(reference: ClientReference) -> Self {
+        reference.0
+    }
+}
+
+impl ClientReference {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

@@ -17,8 +17,8 @@ pub use config::{CheckoutConfig, ConnectConfig, FeePolicy};
 pub use cors::Cors;
 pub use handler::handle;
 pub use request::{
-    CreateSessionRequest, EmailAddress, InvalidField, Locale, Metadata, RequestLimits, RequestMode,
-    RequestUiMode,
+    ClientReference, CreateSessionRequest, EmailAddress, InvalidField, Locale, Metadata,
+    RequestLimits, RequestMode, RequestUiMode,
 };
 
 use http::StatusCode;
@@ -320,6 +320,13 @@ impl CheckoutConfig {
             request.customer_email.as_ref().map(EmailAddress::as_str),
         );
         form.push_opt("locale", request.locale.as_ref().map(Locale::as_str));
+        form.push_opt(
+            "client_reference_id",
+            request
+                .client_reference_id
+                .as_ref()
+                .map(ClientReference::as_str),
+        );
         if self.collect_promotions_consent {
             form.push("consent_collection[promotions]", "auto");
         }

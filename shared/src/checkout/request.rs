@@ -11,7 +11,7 @@ use crate::ids::{AccountId, CustomerId, PriceId};
 pub use crate::mail::EmailAddress;
 use crate::stripe::{LineItemRequest, Mode, UiMode};
 
-pub use super::fields::{InvalidField, Locale, Metadata};
+pub use super::fields::{ClientReference, InvalidField, Locale, Metadata};
 
 /// Stripe's cap on line items in one session.
 pub const MAX_LINE_ITEMS: usize = 100;
@@ -34,6 +34,8 @@ pub struct CreateSessionRequest {
     pub account: Option<AccountId>,
     #[serde(default)]
     pub metadata: Metadata,
+    #[serde(default)]
+    pub client_reference_id: Option<ClientReference>,
 }
 
 /// The modes a merchant page may ask for (setup-mode sessions are not a purchase).
@@ -234,7 +236,7 @@ mod tests {
     fn parses_a_full_request() {
         let request = parse(
             r#"{"line_items":[{"price":"price_A","quantity":2},{"price":"price_B","quantity":1}],"mode":"subscription","ui_mode":"embedded",
-                "customer_email":"jenny@example.com","locale":"fr","account":"acct_1X","metadata":{"cart":"42"}}"#,
+                "customer_email":"jenny@example.com","locale":"fr","account":"acct_1X","metadata":{"cart":"42"},"client_reference_id":"user-42"}"#,
         )
         .unwrap();
         assert_eq!(request.line_items.len(), 2);
@@ -246,6 +248,7 @@ mod tests {
         );
         assert_eq!(request.locale.unwrap().as_str(), "fr");
         assert_eq!(request.account.unwrap().as_str(), "acct_1X");
+        assert_eq!(request.client_reference_id.unwrap().as_str(), "user-42");
     }
 
     #[test]
@@ -320,6 +323,23 @@ mod tests {
             (
                 format!(r#"{{"line_items":[{item}],"mode":"payment","customer":"acct_1"}}"#),
                 "customer",
+            ),
+            (
+                format!(
+                    r#"{{"line_items":[{item}],"mode":"payment","client_reference_id":"{}"}}"#,
+                    "u".repeat(201)
+                ),
+                "client_reference_id",
+            ),
+            (
+                format!(r#"{{"line_items":[{item}],"mode":"payment","client_reference_id":""}}"#),
+                "client_reference_id",
+            ),
+            (
+                format!(
+                    r#"{{"line_items":[{item}],"mode":"payment","client_reference_id":"a\u0000b"}}"#
+                ),
+                "client_reference_id",
             ),
             (
                 format!(r#"{{"line_items":[{item}],"mode":"payment","locale":"klingon"}}"#),

@@ -7,6 +7,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
 use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
+use crate::access::Entitle;
 use crate::http::{self as api, ApiError};
 use crate::ids::SessionId;
 use crate::money::Currency;
@@ -80,8 +81,8 @@ pub struct LandingPage {
     pub currency: Option<Currency>,
 }
 
-pub async fn handle<F: Fulfil>(
-    fulfillment: &Fulfillment<F>,
+pub async fn handle<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
     sessions: &SessionStore,
     request: Request,
     deadline: Option<i64>,
@@ -95,8 +96,8 @@ pub async fn handle<F: Fulfil>(
     }
 }
 
-async fn page<F: Fulfil>(
-    fulfillment: &Fulfillment<F>,
+async fn page<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
     sessions: &SessionStore,
     request: &Request,
     deadline: Option<i64>,
@@ -133,8 +134,9 @@ async fn page<F: Fulfil>(
     match outcome {
         Outcome::Fulfilled(order) => {
             debug_assert!(matches!(order.state, FulfillmentState::Fulfilled { .. }));
-            page.status = "fulfilled";
             let order = *order;
+            // Refunded, disputed, … once the payment moved on after fulfilment.
+            page.status = order.status();
             page.payment_status = order.payment_status;
             if let Some(details) = order.details {
                 page.amount_total = Some(details.amount_total);

@@ -6,12 +6,15 @@
 //! - `order`: what an order is, from a session or a PaymentIntent, and the `Fulfil` seam.
 //! - `service`: the exactly-once flow over the orders table (claim, fulfil, complete).
 //! - `confirmation`: the default `Fulfil`, one order-confirmation email.
+//! - `refunds`: refunds and disputes move a fulfilled order on, and a full refund or a lost
+//!   dispute revokes its access.
 //! - `stream` and `landing`: the function's two triggers.
 
 mod config;
 mod confirmation;
 mod landing;
 mod order;
+mod refunds;
 mod service;
 mod stream;
 
@@ -23,11 +26,12 @@ pub use config::FulfillmentConfig;
 pub use confirmation::{ConfirmationConfig, ConfirmationEmail};
 pub use landing::{LandingError, LandingPage, handle as handle_landing};
 pub use order::{Fulfil, FulfilError, Fulfilled, Order};
-pub use service::{Fulfillment, Outcome};
+pub use service::{Fulfillment, Outcome, STANDALONE_METADATA_KEY, is_standalone};
 pub use stream::{
     RECORD_TIME_BUDGET_SECS, RetryLater, STREAM_EVENTS, handle as handle_stream, handle_event,
 };
 
+use crate::access::{Entitle, EntitleError};
 use crate::clock::Clock;
 use crate::mail::MailError;
 use crate::store::{DynamoDb, SessionStore, StoreError};
@@ -44,6 +48,8 @@ pub enum FulfillmentError {
     Store(#[from] StoreError),
     #[error("fulfilment failed: {0}")]
     Fulfil(#[from] FulfilError),
+    #[error("entitlement failed: {0}")]
+    Entitle(#[from] EntitleError),
 }
 
 impl From<MailError> for FulfilError {
@@ -53,17 +59,17 @@ impl From<MailError> for FulfilError {
 }
 
 /// Everything the fulfillment function serves, built once at cold start.
-pub struct FulfillmentApp<F> {
-    pub fulfillment: Fulfillment<F>,
+pub struct FulfillmentApp<F, E> {
+    pub fulfillment: Fulfillment<F, E>,
     pub sessions: SessionStore,
 }
 
-impl<F: Fulfil> FulfillmentApp<F> {
+impl<F: Fulfil, E: Entitle> FulfillmentApp<F, E> {
     #[must_use]
-    pub fn new(config: FulfillmentConfig, dynamodb: DynamoDb, fulfiller: F) -> Self {
+    pub fn new(config: FulfillmentConfig, dynamodb: DynamoDb, fulfiller: F, entitle: E) -> Self {
         Self {
             sessions: SessionStore::new(config.sessions_table.clone(), dynamodb.clone()),
-            fulfillment: Fulfillment::new(config, dynamodb, fulfiller),
+            fulfillment: Fulfillment::new(config, dynamodb, fulfiller, entitle),
         }
     }
 
@@ -75,7 +81,7 @@ impl<F: Fulfil> FulfillmentApp<F> {
     }
 }
 
-impl<F: Fulfil> crate::lambda::StreamAndHttp for FulfillmentApp<F> {
+impl<F: Fulfil, E: Entitle> crate::lambda::StreamAndHttp for FulfillmentApp<F, E> {
     async fn stream(&self, batch: StreamEvent, deadline: Option<i64>) -> DynamoDbEventResponse {
         stream::handle(&self.fulfillment, batch, deadline).await
     }

@@ -10,7 +10,9 @@ use crate::mail::EmailStatus;
 use crate::store::{OrderDetails, OrderLine};
 use crate::stripe::{CheckoutSession, LineItem, PaymentIntent};
 
-/// An order about to be fulfilled: what was paid for, by whom.
+/// An order about to be fulfilled: what was paid for, by whom. `details` carries the Stripe
+/// customer, the merchant's `client_reference_id` and the session's metadata, so a SaaS can
+/// match the buyer to its own user without relying on the email typed on Stripe's page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Order {
     pub order_id: String,
@@ -71,6 +73,9 @@ pub(super) fn session_details(session: &CheckoutSession, line_items: &[LineItem]
         customer_name: details.name,
         payment_intent: session.payment_intent.as_ref().map(ToString::to_string),
         subscription: session.subscription.clone(),
+        customer: session.customer.as_ref().map(ToString::to_string),
+        client_reference_id: session.client_reference_id.clone(),
+        metadata: session.metadata.clone(),
     }
 }
 
@@ -95,5 +100,8 @@ pub(super) fn payment_intent_details(intent: &PaymentIntent) -> OrderDetails {
         customer_name: None,
         payment_intent: Some(intent.id.to_string()),
         subscription: None,
+        customer: intent.customer.as_ref().map(ToString::to_string),
+        client_reference_id: None,
+        metadata: intent.metadata.clone(),
     }
 }

@@ -3,11 +3,12 @@
 
 use super::order::{payment_intent_details, session_details};
 use super::{Fulfil, FulfillmentConfig, FulfillmentError, Order};
+use crate::access::{self, Entitle, Grant};
 use crate::clock::Clock;
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
 use crate::store::{
-    Claim, DynamoDb, EventStore, FulfillmentState, OrderDetails, OrderRecord, OrderStore,
-    StoreError,
+    Claim, Completed, DynamoDb, EventStore, FulfillmentState, OrderDetails, OrderRecord,
+    OrderStore, StoreError,
 };
 use crate::stripe::{PaymentIntent, PaymentStatus, StripeClient, StripeError};
 
@@ -24,26 +25,51 @@ pub enum Outcome {
     PaymentFailed,
 }
 
-pub struct Fulfillment<F> {
+/// The metadata that marks a PaymentIntent made outside Checkout (the Payment Element) as
+/// one this bundle fulfils: `metadata[checkout_lambda_fulfil]=true`. Without it a
+/// `payment_intent.*` event is not an order of its own: a Checkout Session's PaymentIntent
+/// is fulfilled through its session, and an invoice's (a subscription's first payment, each
+/// renewal) through the subscription, never as a second order.
+pub const STANDALONE_METADATA_KEY: &str = "checkout_lambda_fulfil";
+
+/// Whether a PaymentIntent is marked for standalone fulfilment.
+#[must_use]
+pub fn is_standalone(intent: &PaymentIntent) -> bool {
+    intent
+        .metadata
+        .get(STANDALONE_METADATA_KEY)
+        .is_some_and(|v| v == "true")
+}
+
+pub struct Fulfillment<F, E> {
     stripe: StripeClient,
     orders: OrderStore,
     events: EventStore,
     fulfiller: F,
+    entitle: E,
     config: FulfillmentConfig,
     clock: Clock,
 }
 
-impl<F: Fulfil> Fulfillment<F> {
+impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
+    /// `fulfiller` and `entitle`: the merchant's two seams (`ConfirmationEmail` and
+    /// `access::AccessTable` by default).
     #[must_use]
-    pub fn new(config: FulfillmentConfig, dynamodb: DynamoDb, fulfiller: F) -> Self {
+    pub fn new(config: FulfillmentConfig, dynamodb: DynamoDb, fulfiller: F, entitle: E) -> Self {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
             orders: OrderStore::new(config.orders_table.clone(), dynamodb.clone()),
             events: EventStore::new(config.events_table.clone(), dynamodb),
             fulfiller,
+            entitle,
             config,
             clock: Clock::system(),
         }
+    }
+
+    #[must_use]
+    pub fn entitle(&self) -> &E {
+        &self.entitle
     }
 
     /// The same service reading time from `clock` (tests).
@@ -141,8 +167,10 @@ impl<F: Fulfil> Fulfillment<F> {
         .await
     }
 
-    /// Fulfils a standalone PaymentIntent (Payment Element flows). One that belongs to a
-    /// Checkout Session is left to that session, so it is never fulfilled twice.
+    /// Fulfils a standalone PaymentIntent (Payment Element flows), one marked with
+    /// [`STANDALONE_METADATA_KEY`]. Any other (an invoice's, a Checkout Session's) is left
+    /// to what it belongs to, so it is never fulfilled twice; so is a marked one that
+    /// belongs to a session after all.
     ///
     /// # Errors
     /// As [`Self::fulfill_checkout`].
@@ -153,11 +181,12 @@ impl<F: Fulfil> Fulfillment<F> {
         lease_until: i64,
         now: i64,
     ) -> Result<Option<Outcome>, FulfillmentError> {
-        if self
-            .stripe
-            .session_for_payment_intent(&intent.id, account)
-            .await?
-            .is_some()
+        if !is_standalone(&intent)
+            || self
+                .stripe
+                .session_for_payment_intent(&intent.id, account)
+                .await?
+                .is_some()
         {
             return Ok(None);
         }
@@ -223,14 +252,24 @@ impl<F: Fulfil> Fulfillment<F> {
                 return Err(err.into());
             }
         };
+        let granted = match self.grant(&order).await {
+            Ok(granted) => granted,
+            Err(err) => {
+                self.orders.release(order_id, &owner, now).await?;
+                return Err(err);
+            }
+        };
         if !self
             .orders
             .complete(
                 order_id,
                 &owner,
-                payment_status,
-                &order.details,
-                fulfilled.email.as_ref(),
+                &Completed {
+                    payment_status,
+                    details: &order.details,
+                    email: fulfilled.email.as_ref(),
+                    granted,
+                },
                 now,
             )
             .await?
@@ -250,6 +289,43 @@ impl<F: Fulfil> Fulfillment<F> {
         Ok(Outcome::Fulfilled(Box::new(
             self.orders.get(order_id).await?.expect("just completed"),
         )))
+    }
+
+    /// A one-time order's access, granted without end under the order's claim. A
+    /// subscription's is the subscriptions function's (it follows the subscription), so a
+    /// subscription order grants nothing here. `false` when the order names no holder.
+    async fn grant(&self, order: &Order) -> Result<bool, FulfillmentError> {
+        let details = &order.details;
+        if details.subscription.is_some() {
+            return Ok(false);
+        }
+        let customer = details.customer.as_deref().and_then(|c| c.parse().ok());
+        let Some(holder) = access::holder(
+            customer.as_ref(),
+            details.client_reference_id.as_deref(),
+            details.customer_email.as_deref(),
+        ) else {
+            tracing::warn!(
+                order_id = order.order_id,
+                "order names no customer, reference or email; no access granted"
+            );
+            return Ok(false);
+        };
+        let products = details
+            .line_items
+            .iter()
+            .filter_map(|line| line.product.clone().or_else(|| line.price.clone()))
+            .collect();
+        self.entitle
+            .grant(&Grant {
+                key: order.order_id.clone(),
+                account: order.account.clone(),
+                holder,
+                products,
+                until: None,
+            })
+            .await?;
+        Ok(true)
     }
 
     /// After recording a non-final state, report what the order really is (a concurrent

@@ -11,7 +11,8 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use tracing::Instrument;
 
-use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
+use super::{Fulfil, Fulfillment, FulfillmentError, Outcome, is_standalone};
+use crate::access::Entitle;
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
 use crate::lambda;
 use crate::metrics::{self, Unit};
@@ -50,6 +51,7 @@ impl RetryLater {
             Self::Failed(FulfillmentError::Stripe(_)) => "stripe",
             Self::Failed(FulfillmentError::Store(_)) => "storage",
             Self::Failed(FulfillmentError::Fulfil(_)) => "fulfil",
+            Self::Failed(FulfillmentError::Entitle(_)) => "entitle",
         }
     }
 }
@@ -61,8 +63,8 @@ impl From<StoreError> for RetryLater {
 }
 
 /// Handles one batch; `deadline` is the invocation's deadline in unix seconds when known.
-pub async fn handle<F: Fulfil>(
-    fulfillment: &Fulfillment<F>,
+pub async fn handle<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
     batch: StreamEvent,
     deadline: Option<i64>,
 ) -> DynamoDbEventResponse {
@@ -95,8 +97,8 @@ pub async fn handle<F: Fulfil>(
 ///
 /// # Errors
 /// The event is not finished and its trigger should retry it.
-pub async fn handle_event<F: Fulfil>(
-    fulfillment: &Fulfillment<F>,
+pub async fn handle_event<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
     event: &EventRecord,
     deadline: Option<i64>,
 ) -> Result<EventOutcome, RetryLater> {
@@ -114,8 +116,8 @@ pub async fn handle_event<F: Fulfil>(
     .await
 }
 
-async fn act<F: Fulfil>(
-    fulfillment: &Fulfillment<F>,
+async fn act<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
     event: &EventRecord,
     deadline: Option<i64>,
 ) -> Result<Handled, RetryLater> {
@@ -166,13 +168,21 @@ async fn act<F: Fulfil>(
             settle_not_found(fulfillment, id.as_str(), account, result).await
         }
         EventType::PaymentIntentProcessing | EventType::PaymentIntentPaymentFailed => {
-            let Some(id) = object_id::<PaymentIntentId>(event) else {
-                return Ok(Handled::Skipped("malformed_object_id"));
+            let intent = match payment_intent(fulfillment, event).await {
+                Ok(Some(intent)) => intent,
+                Ok(None) => return Ok(Handled::Skipped("malformed_object_id")),
+                Err(err) => {
+                    let id = event.object_id.clone().unwrap_or_default();
+                    return settle_not_found(fulfillment, &id, account, Err(err.into())).await;
+                }
             };
+            if !is_standalone(&intent) {
+                return Ok(Handled::Skipped("not_a_standalone_payment_intent"));
+            }
             // Payments of Checkout Sessions are followed through the session's own events.
             if fulfillment
                 .stripe()
-                .session_for_payment_intent(&id, account)
+                .session_for_payment_intent(&intent.id, account)
                 .await
                 .map_err(FulfillmentError::from)?
                 .is_some()
@@ -182,15 +192,18 @@ async fn act<F: Fulfil>(
             let now = fulfillment.clock().now();
             if event.kind == EventType::PaymentIntentProcessing {
                 fulfillment
-                    .record_awaiting_payment(id.as_str(), account, now)
+                    .record_awaiting_payment(intent.id.as_str(), account, now)
                     .await?;
             } else {
                 fulfillment
-                    .record_payment_failed(id.as_str(), account, now)
+                    .record_payment_failed(intent.id.as_str(), account, now)
                     .await?;
             }
             Ok(Handled::Done)
         }
+        EventType::ChargeRefunded
+        | EventType::ChargeDisputeCreated
+        | EventType::ChargeDisputeClosed => fulfillment.after_sale(event, deadline).await,
         _ => Ok(Handled::Skipped("not_a_fulfillment_event")),
     }
 }
@@ -199,14 +212,15 @@ async fn act<F: Fulfil>(
 /// invocation holds the order's claim, waits for its lease to run out (a dead holder's lease
 /// ends; a live holder finishes first) and tries once more, as long as the wait and a
 /// record's worst case fit before the deadline.
-async fn fulfil_waiting<F, A, Fut>(
-    fulfillment: &Fulfillment<F>,
+async fn fulfil_waiting<F, E, A, Fut>(
+    fulfillment: &Fulfillment<F, E>,
     order_id: &str,
     deadline: Option<i64>,
     attempt: A,
 ) -> Result<Option<Outcome>, RetryLater>
 where
     F: Fulfil,
+    E: Entitle,
     A: Fn(i64, i64) -> Fut,
     Fut: std::future::Future<Output = Result<Option<Outcome>, FulfillmentError>>,
 {
@@ -249,16 +263,16 @@ where
 /// A session or PaymentIntent Stripe does not know (a wrong key, test and live mixed,
 /// another account): the order is recorded `failed{not_found}`, counted, and the event left
 /// unresolved for the reconciler, since the stream's immediate retries cannot heal it.
-async fn settle_not_found<F: Fulfil>(
-    fulfillment: &Fulfillment<F>,
+async fn settle_not_found<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
     order_id: &str,
     account: Option<&AccountId>,
     result: Result<Option<Outcome>, RetryLater>,
 ) -> Result<Handled, RetryLater> {
     match result {
         Ok(Some(_)) => Ok(Handled::Done),
-        // Paid through a Checkout Session: that session's own events fulfil it.
-        Ok(None) => Ok(Handled::Skipped("checkout_payment_intent")),
+        // Not an order of its own: a Checkout Session's or an invoice's PaymentIntent.
+        Ok(None) => Ok(Handled::Skipped("not_a_standalone_payment_intent")),
         Err(RetryLater::Failed(FulfillmentError::NotFound(what))) => {
             tracing::error!(
                 order_id,
@@ -294,8 +308,8 @@ fn object_id<T: std::str::FromStr>(event: &EventRecord) -> Option<T> {
 
 /// The PaymentIntent of a `payment_intent.*` event: from the stored object, or from Stripe
 /// when the object was too large to store.
-async fn payment_intent<F: Fulfil>(
-    fulfillment: &Fulfillment<F>,
+async fn payment_intent<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
     event: &EventRecord,
 ) -> Result<Option<PaymentIntent>, FulfillmentError> {
     if let Some(object) = &event.object

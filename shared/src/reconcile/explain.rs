@@ -1,18 +1,19 @@
-//! `ops explain cs_…|pi_…|evt_…`: what happened to one cart or payment, as a timeline read
-//! from the bundle's own tables (the session as created, each event with what each consumer
-//! did with it, the order, the recovery email). No customer data is printed but the order's
+//! `ops explain cs_…|pi_…|sub_…|evt_…`: what happened to one cart, payment or subscription,
+//! as a timeline read from the bundle's own tables (the session as created, each event with
+//! what each consumer did with it, the order and what came after it, the subscription and
+//! its access, the recovery email). No customer data is printed but the order's
 //! amounts.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::clock::iso8601;
 use crate::config::{ConfigError, Source, TableName};
-use crate::ids::{EventId, SessionId};
+use crate::ids::{EventId, SessionId, SubscriptionId};
 use crate::mail::EmailStatus;
 use crate::money::Money;
 use crate::store::{
-    Consumer, DynamoDb, EventOutcome, EventRecord, EventStore, FulfillmentState, OrderStore,
-    RecoveryStore, SessionStore, StoreError,
+    AccessState, Consumer, DynamoDb, EventOutcome, EventRecord, EventStore, FulfillmentState,
+    OrderStore, RecoveryStore, SessionStore, StoreError, SubscriptionRecord, SubscriptionStore,
 };
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct ExplainConfig {
     pub sessions_table: TableName,
     pub orders_table: TableName,
     pub recovery_table: TableName,
+    pub subscriptions_table: TableName,
 }
 
 impl ExplainConfig {
@@ -32,6 +34,7 @@ impl ExplainConfig {
             sessions_table: TableName::from_env(env, "SESSIONS_TABLE")?,
             orders_table: TableName::from_env(env, "ORDERS_TABLE")?,
             recovery_table: TableName::from_env(env, "RECOVERY_TABLE")?,
+            subscriptions_table: TableName::from_env(env, "SUBSCRIPTIONS_TABLE")?,
         })
     }
 }
@@ -41,6 +44,7 @@ pub struct Explainer {
     sessions: SessionStore,
     orders: OrderStore,
     recovery: RecoveryStore,
+    subscriptions: SubscriptionStore,
 }
 
 impl Explainer {
@@ -50,7 +54,8 @@ impl Explainer {
             events: EventStore::new(config.events_table, dynamodb.clone()),
             sessions: SessionStore::new(config.sessions_table, dynamodb.clone()),
             orders: OrderStore::new(config.orders_table, dynamodb.clone()),
-            recovery: RecoveryStore::new(config.recovery_table, dynamodb),
+            recovery: RecoveryStore::new(config.recovery_table, dynamodb.clone()),
+            subscriptions: SubscriptionStore::new(config.subscriptions_table, dynamodb),
         }
     }
 
@@ -100,6 +105,13 @@ impl Explainer {
         for event in &events {
             lines.push(event_line(event));
         }
+        if let Ok(id) = object_id.parse::<SubscriptionId>() {
+            match self.subscriptions.get(&id).await? {
+                None => lines.push("  subscription: not recorded".into()),
+                Some(record) => lines.push(subscription_line(&record)),
+            }
+            return Ok(lines);
+        }
         match self.orders.get(&object_id).await? {
             None => lines.push("  order: none".into()),
             Some(order) => {
@@ -114,12 +126,23 @@ impl Explainer {
                     FulfillmentState::Failed { reason } => format!(" ({reason})"),
                     _ => String::new(),
                 };
+                let refunded = if order.after.amount_refunded > 0 {
+                    let currency = order.details.as_ref().and_then(|d| d.currency.as_ref());
+                    let amount = Money {
+                        amount: order.after.amount_refunded,
+                        currency,
+                    };
+                    format!(", refunded {amount}")
+                } else {
+                    String::new()
+                };
                 lines.push(format!(
-                    "  {}  order {}{reason}, attempts {}{}",
+                    "  {}  order {}{reason}, attempts {}{}{refunded}{}",
                     iso8601(order.updated_at),
-                    order.state.name(),
+                    order.status(),
                     order.attempts,
-                    money.map(|m| format!(", total {m}")).unwrap_or_default()
+                    money.map(|m| format!(", total {m}")).unwrap_or_default(),
+                    access_text(order.access, None)
                 ));
                 if let Some(email) = &order.email {
                     lines.push(format!("  confirmation email: {}", email_line(email)));
@@ -161,6 +184,45 @@ fn event_line(event: &EventRecord) -> String {
         } else {
             outcomes.join(", ")
         }
+    )
+}
+
+fn access_text(access: Option<AccessState>, until: Option<i64>) -> String {
+    match (access, until) {
+        (Some(AccessState::Granted), Some(until)) => {
+            format!(", access granted until {}", iso8601(until))
+        }
+        (Some(AccessState::Granted), None) => ", access granted".into(),
+        (Some(AccessState::Revoked), _) => ", access revoked".into(),
+        (None, _) => String::new(),
+    }
+}
+
+fn subscription_line(record: &SubscriptionRecord) -> String {
+    let status = record
+        .state
+        .as_ref()
+        .map_or("unknown (Stripe will be asked)", |s| s.status.as_str());
+    let period = record
+        .state
+        .as_ref()
+        .and_then(|s| s.current_period_end)
+        .map(|end| format!(", period ends {}", iso8601(end)))
+        .unwrap_or_default();
+    let invoice = match (&record.latest_invoice, record.latest_invoice_status) {
+        (Some(invoice), Some(status)) => format!(", latest invoice {invoice} {status:?}"),
+        _ => String::new(),
+    };
+    format!(
+        "  {}  subscription {status}{period}, {} renewal(s){invoice}{}{}",
+        iso8601(record.updated_at),
+        record.renewals,
+        record
+            .session
+            .as_ref()
+            .map(|s| format!(", from {s}"))
+            .unwrap_or_default(),
+        access_text(record.access, record.access_until)
     )
 }
 

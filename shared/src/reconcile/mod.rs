@@ -19,7 +19,7 @@ mod consumers;
 mod explain;
 mod redrive;
 
-pub use consumers::{Consumers, ConsumersConfig};
+pub use consumers::{Consumers, ConsumersConfig, Drive, Handlers};
 pub use explain::{ExplainConfig, Explainer};
 
 use std::collections::BTreeMap;
@@ -28,11 +28,8 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::config::{self, ConfigError, Source, TableName};
-use crate::fulfillment::{Fulfil, FulfillmentApp};
 use crate::ids::AccountId;
-use crate::mail::Mailer;
 use crate::metrics::{self, Unit};
-use crate::recovery::Recovery;
 use crate::store::{CheckpointStore, Consumer, DynamoDb, EventStore, StoreError};
 use crate::stripe::{StripeClient, StripeConfig, StripeError};
 
@@ -170,10 +167,9 @@ impl Reconciler {
     /// # Errors
     /// DynamoDB failed during the scan of unfinished events. A re-drive that fails is not an
     /// error of the pass: it stays unfinished and counted.
-    pub async fn pass<F: Fulfil, M: Mailer>(
+    pub async fn pass<D: Drive>(
         &self,
-        fulfillment: &FulfillmentApp<F>,
-        recovery: &Recovery<M>,
+        handlers: &D,
         options: &PassOptions,
     ) -> Result<PassReport, ReconcileError> {
         let mut report = PassReport::default();
@@ -184,7 +180,7 @@ impl Reconciler {
         }
         for consumer in Consumer::ALL {
             let consumer_report = self
-                .redrive(consumer, fulfillment, recovery, options, &mut report)
+                .redrive(consumer, handlers, options, &mut report)
                 .await?;
             report.consumers.insert(consumer.as_str(), consumer_report);
         }

@@ -1,11 +1,8 @@
 //! Re-drive: an event a consumer has not finished after the grace period goes back through
 //! that consumer's own handler, which honours claims and leases like any delivery.
 
-use super::{ConsumerReport, PassOptions, PassReport, ReconcileError, Reconciler};
-use crate::fulfillment::{self, Fulfil, FulfillmentApp};
+use super::{ConsumerReport, Drive, PassOptions, PassReport, ReconcileError, Reconciler};
 use crate::ids::EventId;
-use crate::mail::Mailer;
-use crate::recovery::Recovery;
 use crate::store::{Consumer, EventOutcome, EventRecord};
 
 /// The longest wait between two re-drives of one event.
@@ -18,11 +15,10 @@ impl Reconciler {
     ///
     /// # Errors
     /// DynamoDB failed; the event is not stored (`Ok(None)`).
-    pub async fn redrive_now<F: Fulfil, M: Mailer>(
+    pub async fn redrive_now<D: Drive>(
         &self,
         id: &EventId,
-        fulfillment: &FulfillmentApp<F>,
-        recovery: &Recovery<M>,
+        handlers: &D,
     ) -> Result<Option<Vec<(Consumer, Result<(), String>)>>, ReconcileError> {
         let Some(event) = self.events.get(id).await? else {
             return Ok(None);
@@ -33,17 +29,16 @@ impl Reconciler {
                 continue;
             }
             self.events.mark_pending(&event, consumer).await?;
-            let result = run(consumer, &event, fulfillment, recovery, None).await;
+            let result = handlers.run(consumer, &event, None).await;
             results.push((consumer, result.map(drop)));
         }
         Ok(Some(results))
     }
 
-    pub(super) async fn redrive<F: Fulfil, M: Mailer>(
+    pub(super) async fn redrive<D: Drive>(
         &self,
         consumer: Consumer,
-        fulfillment: &FulfillmentApp<F>,
-        recovery: &Recovery<M>,
+        handlers: &D,
         options: &PassOptions,
         report: &mut PassReport,
     ) -> Result<ConsumerReport, ReconcileError> {
@@ -56,15 +51,7 @@ impl Reconciler {
                 let page = self.events.pending(consumer, kind, cutoff, start).await?;
                 for event in page.events {
                     if self
-                        .redrive_one(
-                            consumer,
-                            &event,
-                            fulfillment,
-                            recovery,
-                            options,
-                            report,
-                            &mut out,
-                        )
+                        .redrive_one(consumer, &event, handlers, options, report, &mut out)
                         .await
                     {
                         continue;
@@ -87,16 +74,11 @@ impl Reconciler {
     }
 
     /// Re-drives one unfinished event when its backoff allows; `true` when it is finished.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one step of the pass, with its accounts"
-    )]
-    async fn redrive_one<F: Fulfil, M: Mailer>(
+    async fn redrive_one<D: Drive>(
         &self,
         consumer: Consumer,
         event: &EventRecord,
-        fulfillment: &FulfillmentApp<F>,
-        recovery: &Recovery<M>,
+        handlers: &D,
         options: &PassOptions,
         report: &mut PassReport,
         out: &mut ConsumerReport,
@@ -118,7 +100,8 @@ impl Reconciler {
         out.redriven += 1;
         tracing::info!(event_id = %event.event_id, event_type = %event.kind, consumer = consumer.as_str(), attempts, "re-driving an unfinished event");
         // A handler can succeed and still leave the event unresolved (a Stripe 404).
-        let finished = run(consumer, event, fulfillment, recovery, options.deadline)
+        let finished = handlers
+            .run(consumer, event, options.deadline)
             .await
             .is_ok_and(|outcome| outcome.is_final());
         if finished {
@@ -131,26 +114,5 @@ impl Reconciler {
     fn backoff(&self, attempts: u32) -> i64 {
         let doublings = attempts.saturating_sub(1).min(5);
         (self.config.grace_secs << doublings).min(MAX_BACKOFF_SECS)
-    }
-}
-
-/// The consumer's own handler on `event`, the function its stream calls.
-async fn run<F: Fulfil, M: Mailer>(
-    consumer: Consumer,
-    event: &EventRecord,
-    fulfillment: &FulfillmentApp<F>,
-    recovery: &Recovery<M>,
-    deadline: Option<i64>,
-) -> Result<EventOutcome, String> {
-    match consumer {
-        Consumer::Fulfillment => {
-            fulfillment::handle_event(&fulfillment.fulfillment, event, deadline)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        Consumer::Recovery => recovery
-            .handle_event(event)
-            .await
-            .map_err(|e| e.to_string()),
     }
 }

@@ -11,11 +11,13 @@
 //!
 //! - `config`: what the function reads at cold start.
 //! - `abandoned`: the abandoned-cart email; `payment_failed`: the failed-payment notice;
+//!   `dunning`: a subscription's failed-renewal notices (one per invoice attempt);
 //!   `purchases`: purchases and conversions; `unsubscribe`: tokens and the route.
 //! - `stream`: the stream trigger, which routes each event to one of those.
 
 mod abandoned;
 mod config;
+mod dunning;
 mod payment_failed;
 mod purchases;
 mod stream;

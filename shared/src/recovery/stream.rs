@@ -1,5 +1,5 @@
 //! The recovery function's stream trigger: each inserted event of `STREAM_EVENTS`, routed to
-//! the abandoned-cart email, the payment-failed notice or the purchase record, each record
+//! the abandoned-cart email, the payment-failed and renewal notices or the purchase record, each record
 //! started only with time left for its worst case.
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
@@ -69,6 +69,12 @@ impl<M: Mailer> Recovery<M> {
     }
 
     async fn act(&self, event: &EventRecord) -> Result<Handled, RecoveryError> {
+        if matches!(
+            event.kind,
+            EventType::InvoicePaymentFailed | EventType::InvoicePaymentActionRequired
+        ) {
+            return self.invoice_notice(event).await;
+        }
         let session = match self.session_of(event).await? {
             SessionOf::Found(session) => session,
             SessionOf::NoId => return Ok(Handled::Skipped("malformed_object_id")),

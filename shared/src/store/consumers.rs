@@ -1,4 +1,4 @@
-//! The events stream's consumers (fulfillment, recovery): which event types each acts on,
+//! The events stream's consumers (fulfillment, recovery, subscriptions): which event types each acts on,
 //! where its pending mark and outcome live on an event's item, and what an outcome is.
 //! Listed here, below the domain modules, because the store marks an event pending for its
 //! consumers when it writes it.
@@ -15,6 +15,23 @@ pub const FULFILLMENT_EVENTS: &[EventType] = &[
     EventType::PaymentIntentSucceeded,
     EventType::PaymentIntentProcessing,
     EventType::PaymentIntentPaymentFailed,
+    EventType::ChargeRefunded,
+    EventType::ChargeDisputeCreated,
+    EventType::ChargeDisputeClosed,
+];
+
+/// The event types the subscriptions function acts on.
+pub const SUBSCRIPTION_EVENTS: &[EventType] = &[
+    // Only to link the subscription to the session that created it.
+    EventType::CheckoutSessionCompleted,
+    EventType::SubscriptionCreated,
+    EventType::SubscriptionUpdated,
+    EventType::SubscriptionDeleted,
+    EventType::SubscriptionPaused,
+    EventType::SubscriptionResumed,
+    EventType::InvoicePaid,
+    EventType::InvoicePaymentFailed,
+    EventType::InvoicePaymentActionRequired,
 ];
 
 /// The event types the recovery function acts on.
@@ -22,6 +39,8 @@ pub const RECOVERY_EVENTS: &[EventType] = &[
     EventType::CheckoutSessionExpired,
     EventType::CheckoutSessionAsyncPaymentFailed,
     EventType::CheckoutSessionCompleted,
+    EventType::InvoicePaymentFailed,
+    EventType::InvoicePaymentActionRequired,
 ];
 
 /// A function that consumes the events stream. Which types each takes is listed here, below
@@ -31,16 +50,22 @@ pub const RECOVERY_EVENTS: &[EventType] = &[
 pub enum Consumer {
     Fulfillment,
     Recovery,
+    Subscriptions,
 }
 
 impl Consumer {
-    pub const ALL: [Consumer; 2] = [Consumer::Fulfillment, Consumer::Recovery];
+    pub const ALL: [Consumer; 3] = [
+        Consumer::Fulfillment,
+        Consumer::Recovery,
+        Consumer::Subscriptions,
+    ];
 
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Fulfillment => "fulfillment",
             Self::Recovery => "recovery",
+            Self::Subscriptions => "subscriptions",
         }
     }
 
@@ -49,6 +74,7 @@ impl Consumer {
         match self {
             Self::Fulfillment => FULFILLMENT_EVENTS,
             Self::Recovery => RECOVERY_EVENTS,
+            Self::Subscriptions => SUBSCRIPTION_EVENTS,
         }
     }
 
@@ -58,6 +84,7 @@ impl Consumer {
         match self {
             Self::Fulfillment => "pending_fulfillment",
             Self::Recovery => "pending_recovery",
+            Self::Subscriptions => "pending_subscriptions",
         }
     }
 
@@ -67,6 +94,7 @@ impl Consumer {
         match self {
             Self::Fulfillment => "fulfillment-pending",
             Self::Recovery => "recovery-pending",
+            Self::Subscriptions => "subscriptions-pending",
         }
     }
 
@@ -74,6 +102,7 @@ impl Consumer {
         match self {
             Self::Fulfillment => "outcome_fulfillment",
             Self::Recovery => "outcome_recovery",
+            Self::Subscriptions => "outcome_subscriptions",
         }
     }
 
@@ -81,6 +110,7 @@ impl Consumer {
         match self {
             Self::Fulfillment => "attempts_fulfillment",
             Self::Recovery => "attempts_recovery",
+            Self::Subscriptions => "attempts_subscriptions",
         }
     }
 }

@@ -53,13 +53,19 @@ pub struct EventRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_recovery: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_subscriptions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome_fulfillment: Option<EventOutcome>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome_recovery: Option<EventOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_subscriptions: Option<EventOutcome>,
     #[serde(default)]
     pub attempts_fulfillment: u32,
     #[serde(default)]
     pub attempts_recovery: u32,
+    #[serde(default)]
+    pub attempts_subscriptions: u32,
 }
 
 impl EventRecord {
@@ -87,10 +93,13 @@ impl EventRecord {
             expires_at: received_at.saturating_add(retention_secs),
             pending_fulfillment: pending(Consumer::Fulfillment),
             pending_recovery: pending(Consumer::Recovery),
+            pending_subscriptions: pending(Consumer::Subscriptions),
             outcome_fulfillment: None,
             outcome_recovery: None,
+            outcome_subscriptions: None,
             attempts_fulfillment: 0,
             attempts_recovery: 0,
+            attempts_subscriptions: 0,
         }
     }
 
@@ -99,6 +108,7 @@ impl EventRecord {
         match consumer {
             Consumer::Fulfillment => self.outcome_fulfillment.as_ref(),
             Consumer::Recovery => self.outcome_recovery.as_ref(),
+            Consumer::Subscriptions => self.outcome_subscriptions.as_ref(),
         }
     }
 
@@ -107,6 +117,7 @@ impl EventRecord {
         match consumer {
             Consumer::Fulfillment => self.attempts_fulfillment,
             Consumer::Recovery => self.attempts_recovery,
+            Consumer::Subscriptions => self.attempts_subscriptions,
         }
     }
 
@@ -115,6 +126,7 @@ impl EventRecord {
         match consumer {
             Consumer::Fulfillment => self.pending_fulfillment.is_some(),
             Consumer::Recovery => self.pending_recovery.is_some(),
+            Consumer::Subscriptions => self.pending_subscriptions.is_some(),
         }
     }
 }

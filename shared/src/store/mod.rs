@@ -1,21 +1,35 @@
 //! DynamoDB stores. Idempotency lives here: every write that must happen once is a
 //! conditional write, so concurrent Lambdas race safely on DynamoDB, not in memory.
 
+mod access;
 mod checkpoints;
 mod consumers;
+mod entitlements;
 mod events;
 mod orders;
 mod recovery;
 mod sessions;
+mod subscriptions;
 pub mod tables;
 
+pub use access::{AccessRecord, AccessStore};
 pub use aws_sdk_dynamodb::Client as DynamoDb;
 pub use checkpoints::CheckpointStore;
-pub use consumers::{Consumer, EventOutcome, FULFILLMENT_EVENTS, Handled, RECOVERY_EVENTS};
+pub use consumers::{
+    Consumer, EventOutcome, FULFILLMENT_EVENTS, Handled, RECOVERY_EVENTS, SUBSCRIPTION_EVENTS,
+};
+pub use entitlements::{AccessChange, AccessLedger, AccessState, Guard};
 pub use events::{EventRecord, EventStore, PendingPage, Recorded};
-pub use orders::{Claim, FulfillmentState, OrderDetails, OrderLine, OrderRecord, OrderStore};
+pub use orders::{
+    AfterSale, AfterSaleState, Claim, Completed, FulfillmentState, OrderDetails, OrderLine,
+    OrderRecord, OrderStore,
+};
 pub use recovery::{RecoveryClaim, RecoveryStore, SkipReason};
 pub use sessions::{SessionRecord, SessionStore};
+pub use subscriptions::{
+    InvoiceStatus, SubscriptionLine, SubscriptionRecord, SubscriptionState, SubscriptionStore,
+    state_version,
+};
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;

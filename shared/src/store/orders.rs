@@ -7,10 +7,11 @@
 //! claim carries a lease expiry derived from the claimant's own deadline, after which any
 //! invocation may take it over.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use super::entitlements::{AccessLedger, AccessState};
 use super::{DynamoDb, StoreError, conditional_write, n, s};
 use crate::config::TableName;
 use crate::ids::AccountId;
@@ -72,6 +73,55 @@ pub struct OrderDetails {
     pub payment_intent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<String>,
+    /// The Stripe customer, when the session had or created one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// The merchant's own reference (its user or cart id), as create-session passed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_reference_id: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What happened to a fulfilled order's payment afterwards. `Refunded` and `DisputeLost`
+/// are final; a won dispute takes the order back to plain `fulfilled` (or
+/// `partially_refunded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterSaleState {
+    PartiallyRefunded,
+    Refunded,
+    Disputed,
+    DisputeLost,
+}
+
+impl AfterSaleState {
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PartiallyRefunded => "partially_refunded",
+            Self::Refunded => "refunded",
+            Self::Disputed => "disputed",
+            Self::DisputeLost => "dispute_lost",
+        }
+    }
+
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Refunded | Self::DisputeLost)
+    }
+}
+
+/// The order's after-sale record: its state (`None`: plain fulfilled), how much was given
+/// back, and the version (`created` of the event, ranked) it was written at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AfterSale {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_sale: Option<AfterSaleState>,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    #[serde(default)]
+    pub after_sale_version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +153,33 @@ pub struct OrderRecord {
     /// The order-confirmation email, once fulfilled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailStatus>,
+    /// Whether the order's access is granted (payment mode) or revoked (refund, dispute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AccessState>,
+    #[serde(flatten)]
+    pub after: AfterSale,
+}
+
+impl OrderRecord {
+    /// The state a customer-facing status reports: the after-sale state when there is one.
+    #[must_use]
+    pub fn status(&self) -> &'static str {
+        match (&self.state, self.after.after_sale) {
+            (FulfillmentState::Fulfilled { .. }, Some(after)) => after.name(),
+            (state, _) => state.name(),
+        }
+    }
+}
+
+/// What a completed fulfilment records on its order.
+#[derive(Debug, Clone, Copy)]
+pub struct Completed<'a> {
+    pub payment_status: PaymentStatus,
+    pub details: &'a OrderDetails,
+    /// The confirmation email, when `Fulfil` sent one.
+    pub email: Option<&'a EmailStatus>,
+    /// Whether the order's access was granted (it then can be revoked).
+    pub granted: bool,
 }
 
 /// The outcome of trying to claim an order for fulfilment.
@@ -117,6 +194,7 @@ pub enum Claim {
 pub struct OrderStore {
     client: DynamoDb,
     table: TableName,
+    ledger: AccessLedger,
 }
 
 impl OrderStore {
@@ -124,7 +202,65 @@ impl OrderStore {
 
     #[must_use]
     pub fn new(table: TableName, client: DynamoDb) -> Self {
-        Self { client, table }
+        Self {
+            ledger: AccessLedger::new(table.clone(), client.clone(), Self::KEY),
+            client,
+            table,
+        }
+    }
+
+    /// The order's access ledger (revocations after a refund or a lost dispute).
+    #[must_use]
+    pub fn ledger(&self) -> &AccessLedger {
+        &self.ledger
+    }
+
+    /// Writes a fulfilled order's after-sale record if the stored one is still `expected`
+    /// (optimistic: the caller read it, decided, and re-reads on `false`).
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn record_after_sale(
+        &self,
+        order_id: &str,
+        expected: &AfterSale,
+        next: &AfterSale,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut values = HashMap::from([
+            (":fulfilled".to_string(), s("fulfilled")),
+            (":amount".to_string(), n(next.amount_refunded)),
+            (":version".to_string(), n(next.after_sale_version)),
+            (":now".to_string(), n(now)),
+            (":old_version".to_string(), n(expected.after_sale_version)),
+        ]);
+        let mut update =
+            "SET amount_refunded = :amount, after_sale_version = :version, updated_at = :now"
+                .to_string();
+        match next.after_sale {
+            Some(state) => {
+                values.insert(":after".into(), s(state.name()));
+                update.push_str(", after_sale = :after");
+            }
+            None => update.push_str(" REMOVE after_sale"),
+        }
+        let unchanged = if expected.after_sale_version == 0 {
+            "(attribute_not_exists(after_sale_version) OR after_sale_version = :old_version)"
+        } else {
+            "after_sale_version = :old_version"
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(order_id))
+            .update_expression(update)
+            .condition_expression(format!("#state = :fulfilled AND {unchanged}"))
+            .expression_attribute_names("#state", "state")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        conditional_write("UpdateItem", result)
     }
 
     /// # Errors
@@ -183,8 +319,8 @@ impl OrderStore {
         Ok(Claim::Held(Box::new(current)))
     }
 
-    /// Marks a claimed order fulfilled with its details. `false` when the claim was lost
-    /// (the lease expired and another invocation took over).
+    /// Marks a claimed order fulfilled with what `Fulfil` and the grant reported. `false`
+    /// when the claim was lost (the lease expired and another invocation took over).
     ///
     /// # Errors
     /// DynamoDB failed, or an item read back is not of this shape.
@@ -192,14 +328,41 @@ impl OrderStore {
         &self,
         order_id: &str,
         owner: &str,
-        payment_status: PaymentStatus,
-        details: &OrderDetails,
-        email: Option<&EmailStatus>,
+        completed: &Completed<'_>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let Completed {
+            payment_status,
+            details,
+            email,
+            granted,
+        } = *completed;
         let mut set = "SET #state = :fulfilled, fulfilled_at = :now, updated_at = :now, details = :details, payment_status = :paid".to_string();
         if email.is_some() {
             set.push_str(", email = :email");
+        }
+        if granted {
+            set.push_str(", access = if_not_exists(access, :granted)");
+        }
+        let mut values = HashMap::from([
+            (":fulfilled".to_string(), s("fulfilled")),
+            (":in_progress".to_string(), s("in_progress")),
+            (":owner".to_string(), s(owner)),
+            (":now".to_string(), n(now)),
+            (
+                ":details".to_string(),
+                serde_dynamo::to_attribute_value(details)?,
+            ),
+            (
+                ":paid".to_string(),
+                serde_dynamo::to_attribute_value(payment_status)?,
+            ),
+        ]);
+        if let Some(email) = email {
+            values.insert(":email".into(), serde_dynamo::to_attribute_value(email)?);
+        }
+        if granted {
+            values.insert(":granted".into(), s("granted"));
         }
         let result = self
             .client
@@ -207,20 +370,9 @@ impl OrderStore {
             .table_name(self.table.as_str())
             .key(Self::KEY, s(order_id))
             .update_expression(format!("{set} REMOVE lease_owner, lease_expires_at"))
-            .set_expression_attribute_values(
-                email
-                    .map(serde_dynamo::to_attribute_value)
-                    .transpose()?
-                    .map(|email| HashMap::from([(":email".to_string(), email)])),
-            )
             .condition_expression("#state = :in_progress AND lease_owner = :owner")
             .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":fulfilled", s("fulfilled"))
-            .expression_attribute_values(":in_progress", s("in_progress"))
-            .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":details", serde_dynamo::to_attribute_value(details)?)
-            .expression_attribute_values(":paid", serde_dynamo::to_attribute_value(payment_status)?)
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         conditional_write("UpdateItem", result)

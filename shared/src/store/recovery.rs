@@ -3,7 +3,8 @@
 //!
 //! Keys: `session#<cs_…>` (one claim per session), `address#<sha256 of the address>`
 //! (cooldown, opt-out, last purchase; the address itself is never stored), and
-//! `failed#<cs_…>` (the one payment-failed notice per session).
+//! `failed#<cs_…>` (the one payment-failed notice per session), and
+//! `invoice#<in_…>#<attempt>#<kind>` (one renewal notice per invoice attempt).
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
@@ -368,18 +369,8 @@ impl RecoveryStore {
         owner: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(self.table.as_str())
-            .item(Self::KEY, s(format!("failed#{session}")))
-            .item("owner", s(owner))
-            .item("claimed_at", n(now))
-            .item("ttl", n(now + RETENTION_SECS))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        conditional_write("PutItem", result)
+        self.claim_notice(&format!("failed#{session}"), owner, now)
+            .await
     }
 
     /// # Errors
@@ -389,10 +380,39 @@ impl RecoveryStore {
         session: &SessionId,
         owner: &str,
     ) -> Result<(), StoreError> {
+        self.release_notice(&format!("failed#{session}"), owner)
+            .await
+    }
+
+    /// Claims one transactional notice, named by `key` (`failed#<cs_…>`,
+    /// `invoice#<in_…>#<attempt>#<kind>`): `true` for the one caller that may send it.
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn claim_notice(&self, key: &str, owner: &str, now: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.table.as_str())
+            .item(Self::KEY, s(key))
+            .item("owner", s(owner))
+            .item("claimed_at", n(now))
+            .item("ttl", n(now + RETENTION_SECS))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        conditional_write("PutItem", result)
+    }
+
+    /// Gives a notice's claim back after a failed send, so the retry can send it.
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn release_notice(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(self.table.as_str())
-            .key(Self::KEY, s(format!("failed#{session}")))
+            .key(Self::KEY, s(key))
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))

@@ -8,12 +8,15 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    CheckpointStore, DynamoDb, EventStore, OrderStore, RecoveryStore, SessionStore, StoreError,
+    AccessStore, CheckpointStore, DynamoDb, EventStore, OrderStore, RecoveryStore, SessionStore,
+    StoreError, SubscriptionStore,
 };
 
 #[derive(Debug, Clone)]
 pub struct TableSpec {
     pub partition_key: &'static str,
+    /// A string sort key, for tables read by partition (every access of one customer).
+    pub sort_key: Option<&'static str>,
     pub stream: Option<StreamViewType>,
     pub ttl_attribute: Option<&'static str>,
     pub indexes: &'static [IndexSpec],
@@ -31,6 +34,7 @@ pub struct IndexSpec {
 
 pub const EVENTS: TableSpec = TableSpec {
     partition_key: EventStore::KEY,
+    sort_key: None,
     stream: Some(StreamViewType::NewImage),
     ttl_attribute: Some("expires_at"),
     indexes: &[
@@ -47,6 +51,12 @@ pub const EVENTS: TableSpec = TableSpec {
             sort_key: "received_at",
             keys_only: false,
         },
+        IndexSpec {
+            name: "subscriptions-pending",
+            partition_key: "pending_subscriptions",
+            sort_key: "received_at",
+            keys_only: false,
+        },
         // For `ops explain`: every event of one session or PaymentIntent.
         IndexSpec {
             name: EventStore::BY_OBJECT_INDEX,
@@ -60,6 +70,7 @@ pub const EVENTS: TableSpec = TableSpec {
 /// The reconciler's backfill checkpoints, one item per Stripe account.
 pub const RECONCILE: TableSpec = TableSpec {
     partition_key: CheckpointStore::KEY,
+    sort_key: None,
     stream: None,
     ttl_attribute: None,
     indexes: &[],
@@ -67,6 +78,7 @@ pub const RECONCILE: TableSpec = TableSpec {
 
 pub const SESSIONS: TableSpec = TableSpec {
     partition_key: SessionStore::KEY,
+    sort_key: None,
     stream: None,
     ttl_attribute: Some("ttl"),
     indexes: &[],
@@ -75,6 +87,28 @@ pub const SESSIONS: TableSpec = TableSpec {
 /// Orders have a stream too, so other systems (shipping, analytics) can follow fulfilments.
 pub const ORDERS: TableSpec = TableSpec {
     partition_key: OrderStore::KEY,
+    sort_key: None,
+    stream: Some(StreamViewType::NewAndOldImages),
+    ttl_attribute: None,
+    indexes: &[],
+};
+
+/// One item per subscription, written by the subscriptions function from Stripe's events;
+/// the merchant's app may read it (status, period, cancellation).
+pub const SUBSCRIPTIONS: TableSpec = TableSpec {
+    partition_key: SubscriptionStore::KEY,
+    sort_key: None,
+    stream: None,
+    ttl_attribute: None,
+    indexes: &[],
+};
+
+/// What each customer may use, one item per customer and product: the default `Entitle`
+/// writes it, the merchant's app reads it (`Query` by customer). Streamed, like orders, so
+/// other systems can follow grants and revocations.
+pub const ACCESS: TableSpec = TableSpec {
+    partition_key: AccessStore::KEY,
+    sort_key: Some(AccessStore::SORT_KEY),
     stream: Some(StreamViewType::NewAndOldImages),
     ttl_attribute: None,
     indexes: &[],
@@ -82,6 +116,7 @@ pub const ORDERS: TableSpec = TableSpec {
 
 pub const RECOVERY: TableSpec = TableSpec {
     partition_key: RecoveryStore::KEY,
+    sort_key: None,
     stream: None,
     ttl_attribute: Some("ttl"),
     indexes: &[],
@@ -113,6 +148,12 @@ pub async fn ensure(client: &DynamoDb, name: &str, spec: &TableSpec) -> Result<(
         .attribute_definitions(attribute(spec.partition_key, ScalarAttributeType::S))
         .key_schema(key(spec.partition_key, KeyType::Hash));
     let mut defined = vec![spec.partition_key];
+    if let Some(sort_key) = spec.sort_key {
+        defined.push(sort_key);
+        create = create
+            .attribute_definitions(attribute(sort_key, ScalarAttributeType::S))
+            .key_schema(key(sort_key, KeyType::Range));
+    }
     for index in spec.indexes {
         for (name, kind) in [
             (index.partition_key, ScalarAttributeType::S),

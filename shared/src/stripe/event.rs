@@ -25,11 +25,22 @@ pub enum EventType {
     PaymentIntentSucceeded,
     PaymentIntentProcessing,
     PaymentIntentPaymentFailed,
+    SubscriptionCreated,
+    SubscriptionUpdated,
+    SubscriptionDeleted,
+    SubscriptionPaused,
+    SubscriptionResumed,
+    InvoicePaid,
+    InvoicePaymentFailed,
+    InvoicePaymentActionRequired,
+    ChargeRefunded,
+    ChargeDisputeCreated,
+    ChargeDisputeClosed,
     Other(String),
 }
 
 impl EventType {
-    const KNOWN: [(EventType, &'static str); 7] = [
+    const KNOWN: [(EventType, &'static str); 18] = [
         (Self::CheckoutSessionCompleted, "checkout.session.completed"),
         (
             Self::CheckoutSessionAsyncPaymentSucceeded,
@@ -46,6 +57,20 @@ impl EventType {
             Self::PaymentIntentPaymentFailed,
             "payment_intent.payment_failed",
         ),
+        (Self::SubscriptionCreated, "customer.subscription.created"),
+        (Self::SubscriptionUpdated, "customer.subscription.updated"),
+        (Self::SubscriptionDeleted, "customer.subscription.deleted"),
+        (Self::SubscriptionPaused, "customer.subscription.paused"),
+        (Self::SubscriptionResumed, "customer.subscription.resumed"),
+        (Self::InvoicePaid, "invoice.paid"),
+        (Self::InvoicePaymentFailed, "invoice.payment_failed"),
+        (
+            Self::InvoicePaymentActionRequired,
+            "invoice.payment_action_required",
+        ),
+        (Self::ChargeRefunded, "charge.refunded"),
+        (Self::ChargeDisputeCreated, "charge.dispute.created"),
+        (Self::ChargeDisputeClosed, "charge.dispute.closed"),
     ];
 
     #[must_use]

@@ -1,12 +1,13 @@
 //! A small typed Stripe API client over the bundle's one HTTP stack (hyper + rustls/ring).
 //!
-//! Hand-written rather than async-stripe: the bundle makes five calls, and async-stripe's
+//! Hand-written rather than async-stripe: the bundle makes a handful of calls, and async-stripe's
 //! generated API takes minutes to compile on 2 cores and grows every Lambda binary; its
 //! webhook helper is not needed (we verify every `v1` ourselves). What the client guarantees:
 //! `Stripe-Version` pinned, `Stripe-Account` for Connect, one `Idempotency-Key` per logical
 //! POST kept across retries, and retries with exponential backoff and full jitter on network
 //! errors, 409, 429 and 5xx, honouring `Stripe-Should-Retry`, never on other 4xx.
 
+mod billing;
 mod config;
 mod error;
 mod event;
@@ -23,6 +24,10 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 
+pub use billing::{
+    BillingReason, Charge, Customer, Dispute, DisputeStatus, Invoice, InvoiceLine, InvoiceParent,
+    Period, Subscription, SubscriptionDetails, SubscriptionItem, SubscriptionStatus,
+};
 pub use config::StripeConfig;
 pub use error::{ErrorKind, StripeError};
 pub use event::{Event, EventData, EventError, EventType, ObjectRef};
@@ -30,7 +35,9 @@ pub use form::Form;
 pub use idempotency::IdempotencyKey;
 pub use types::*;
 
-use crate::ids::{AccountId, PaymentIntentId, PriceId, SessionId};
+use crate::ids::{
+    AccountId, CustomerId, InvoiceId, PaymentIntentId, PriceId, SessionId, SubscriptionId,
+};
 
 /// The API version every request pins, so Stripe's answers keep the shapes in `types`.
 pub const API_VERSION: &str = "2025-03-31.basil";
@@ -176,6 +183,73 @@ impl StripeClient {
             .send(Method::GET, "/v1/checkout/sessions", &query, options)
             .await?;
         Ok(page.data.into_iter().next())
+    }
+
+    /// `GET /v1/subscriptions/{id}`: the subscription's current state, for an invoice event
+    /// that arrives before any subscription event, or one stored without its object.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
+    pub async fn retrieve_subscription(
+        &self,
+        id: &SubscriptionId,
+        account: Option<&AccountId>,
+    ) -> Result<Subscription, StripeError> {
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        self.send(
+            Method::GET,
+            &format!("/v1/subscriptions/{id}"),
+            &Form::new(),
+            options,
+        )
+        .await
+    }
+
+    /// `GET /v1/invoices/{id}`, for an invoice event stored without its object.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
+    pub async fn retrieve_invoice(
+        &self,
+        id: &InvoiceId,
+        account: Option<&AccountId>,
+    ) -> Result<Invoice, StripeError> {
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        self.send(
+            Method::GET,
+            &format!("/v1/invoices/{id}"),
+            &Form::new(),
+            options,
+        )
+        .await
+    }
+
+    /// `GET /v1/customers/{id}`: a renewal notice's address and language.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
+    pub async fn retrieve_customer(
+        &self,
+        id: &CustomerId,
+        account: Option<&AccountId>,
+    ) -> Result<Customer, StripeError> {
+        let options = RequestOptions {
+            account,
+            idempotency_key: None,
+        };
+        self.send(
+            Method::GET,
+            &format!("/v1/customers/{id}"),
+            &Form::new(),
+            options,
+        )
+        .await
     }
 
     /// `GET /v1/prices/{id}`: the server-side source of amounts (application fees).

@@ -130,6 +130,9 @@ pub struct CheckoutSession {
     pub payment_intent: Option<PaymentIntentId>,
     #[serde(default)]
     pub subscription: Option<String>,
+    /// The merchant's own reference (its user or cart id), as create-session passed it.
+    #[serde(default)]
+    pub client_reference_id: Option<String>,
     #[serde(default)]
     pub consent: Option<Consent>,
     #[serde(default)]

@@ -1,0 +1,140 @@
+//! A subscription's failed renewal: `invoice.payment_failed` sends one email per invoice
+//! attempt inviting the customer to pay on Stripe's hosted invoice page, and
+//! `invoice.payment_action_required` one asking them to confirm the payment there (3-D
+//! Secure). Transactional, so no consent is needed; claimed exactly once per invoice,
+//! attempt and kind, however many times the event comes.
+
+use serde::Serialize;
+
+use super::{Recovery, RecoveryError, language};
+use crate::mail::{EmailAddress, MailError, Mailer};
+use crate::metrics::{self, Unit};
+use crate::money::Money;
+use crate::store::{EventRecord, Handled};
+use crate::stripe::{EventType, IdempotencyKey, Invoice};
+
+#[derive(Serialize)]
+struct InvoiceContext<'a> {
+    merchant_name: &'a str,
+    postal_address: &'a str,
+    shop_url: Option<&'a str>,
+    pay_url: &'a str,
+    amount_display: String,
+    attempt: u32,
+    next_attempt: Option<String>,
+}
+
+impl<M: Mailer> Recovery<M> {
+    /// The renewal notices (`invoice.payment_failed`, `invoice.payment_action_required`).
+    pub(super) async fn invoice_notice(
+        &self,
+        event: &EventRecord,
+    ) -> Result<Handled, RecoveryError> {
+        let Some(invoice) = self.invoice_of(event).await? else {
+            return Ok(Handled::Skipped("malformed_object_id"));
+        };
+        if invoice.subscription_id().is_none() {
+            return Ok(Handled::Skipped("not_a_subscription_invoice"));
+        }
+        let kind = if event.kind == EventType::InvoicePaymentFailed {
+            "renewal_failed"
+        } else {
+            "renewal_action_required"
+        };
+        let Some(pay_url) = invoice.hosted_invoice_url.as_deref() else {
+            return Ok(Handled::Skipped("no_hosted_invoice_url"));
+        };
+        let customer = match invoice.customer.as_ref().and_then(|c| {
+            c.as_str()
+                .or_else(|| c.get("id").and_then(|id| id.as_str()))
+                .and_then(|id| id.parse().ok())
+        }) {
+            Some(id) => Some(
+                self.stripe
+                    .retrieve_customer(&id, event.account.as_ref())
+                    .await?,
+            ),
+            None => None,
+        };
+        let Some(to) = invoice
+            .customer_email
+            .clone()
+            .or_else(|| customer.as_ref().and_then(|c| c.email.clone()))
+            .and_then(|e| e.parse::<EmailAddress>().ok())
+        else {
+            return Ok(Handled::Skipped("no_email"));
+        };
+        let locale = customer
+            .as_ref()
+            .and_then(|c| c.preferred_locales.first().map(String::as_str));
+        let key = format!(
+            "invoice#{}#{}#{kind}",
+            invoice.id,
+            invoice.attempt_count.max(1)
+        );
+        let owner = IdempotencyKey::generate("renewal-notice");
+        let now = self.clock.now();
+        if !self.store.claim_notice(&key, owner.as_str(), now).await? {
+            return Ok(Handled::Skipped("already_sent"));
+        }
+        let context = InvoiceContext {
+            merchant_name: &self.config.mail.from_name,
+            postal_address: &self.config.postal_address,
+            shop_url: self.config.shop_url.as_deref(),
+            pay_url,
+            amount_display: Money {
+                amount: invoice.amount_due,
+                currency: invoice.currency.as_ref(),
+            }
+            .to_string(),
+            attempt: invoice.attempt_count.max(1),
+            next_attempt: invoice.next_payment_attempt.map(crate::clock::iso8601),
+        };
+        let template = format!("{kind}.{}", language(locale));
+        let sent = async {
+            let email = self
+                .config
+                .templates
+                .render(&template, to.clone(), context)
+                .map_err(|e| RecoveryError::Template(e.to_string()))?;
+            Ok::<_, RecoveryError>(self.mailer.send(&email).await?)
+        }
+        .await;
+        match sent {
+            Ok(message_id) => {
+                tracing::info!(invoice_id = %invoice.id, recipient = to.hashed(), message_id, kind, "renewal notice sent");
+                metrics::emit("RenewalNoticesSent", 1.0, Unit::Count, &[("Kind", kind)]);
+                Ok(Handled::Done)
+            }
+            // Counted as sent (`MailError::Unknown`): the claim is kept, nothing is resent.
+            Err(err @ RecoveryError::Mail(MailError::Unknown(_))) => {
+                tracing::warn!(invoice_id = %invoice.id, error = %err, "renewal notice outcome unknown; not resent");
+                metrics::emit("EmailOutcomeUnknown", 1.0, Unit::Count, &[("Email", kind)]);
+                Ok(Handled::Done)
+            }
+            Err(err) => {
+                self.store.release_notice(&key, owner.as_str()).await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// The invoice in an event, as stored or from Stripe when stored without its object.
+    async fn invoice_of(&self, event: &EventRecord) -> Result<Option<Invoice>, RecoveryError> {
+        if let Some(invoice) = event
+            .object
+            .as_deref()
+            .and_then(|o| serde_json::from_str::<Invoice>(o).ok())
+        {
+            return Ok(Some(invoice));
+        }
+        let Some(id) = event.object_id.as_deref().and_then(|id| id.parse().ok()) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.stripe
+                .retrieve_invoice(&id, event.account.as_ref())
+                .await?,
+        ))
+    }
+}
