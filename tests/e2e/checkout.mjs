@@ -16,6 +16,9 @@
 //   4. /dev/outbox: exactly one cart-recovery email to the shopper, exactly one
 //      order confirmation to the buyer, and a fulfilled order.
 //   5. /embedded: an embedded-mode session mounted in the page, paid inside the frame.
+//   6. storefront -> "Subscribe" (price_plan) -> pay -> fulfilled; the outbox shows the
+//      subscription active and prod_plan granted to its customer; the simulator's billing
+//      page cancels it; the outbox shows it canceled and the access revoked.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -45,6 +48,7 @@ const BUYER_EMAIL = `buyer+${RUN_ID}@example.com`;
 const BUYER_NAME = 'Ada Buyer';
 const SHOPPER_EMAIL = `shopper+${RUN_ID}@example.com`;
 const SHOPPER_NAME = 'Sam Shopper';
+const SUBSCRIBER_EMAIL = `subscriber+${RUN_ID}@example.com`;
 const RECOVERY_SUBJECT = 'you left something in your cart';
 const CONFIRMATION_SUBJECT = 'your order is confirmed';
 
@@ -333,7 +337,83 @@ async function run() {
   });
   await screenshot('6-embedded.png');
 
-  return `e2e: paid order fulfilled (${sessionId}), ${recovery.length} recovery email, ${confirmation.length} confirmation email, embedded order fulfilled`;
+  const subscription = await subscribeAndCancel(outboxUrl);
+
+  return `e2e: paid order fulfilled (${sessionId}), ${recovery.length} recovery email, ${confirmation.length} confirmation email, embedded order fulfilled, ${subscription} granted then revoked on cancel`;
+}
+
+// The outbox's subscriptions and access rows.
+async function readAccess() {
+  const subscriptions = await page.locator('#subscriptions tr.subscription').evaluateAll((rows) =>
+    rows.map((r) => ({
+      id: (r.querySelector('td.subscription-id')?.textContent ?? '').trim(),
+      status: (r.querySelector('td.status')?.textContent ?? '').trim(),
+      access: (r.querySelector('td.access')?.textContent ?? '').trim(),
+    })),
+  );
+  const grants = await page.locator('#access tr.grant').evaluateAll((rows) =>
+    rows.map((r) => ({
+      product: (r.querySelector('td.product')?.textContent ?? '').trim(),
+      active: (r.querySelector('td.active')?.textContent ?? '').trim(),
+      source: (r.querySelector('td.source')?.textContent ?? '').trim(),
+    })),
+  );
+  return { subscriptions, grants };
+}
+
+async function subscribeAndCancel(outboxUrl) {
+  log('step 6: subscribe (price_plan), then cancel');
+  await goto(`${SHOP_URL}/`, 'storefront (subscription)');
+  const subscribe = await element('button[data-price="price_plan"][data-mode="subscription"]', 'storefront "Subscribe"');
+  await subscribe.click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/c\/pay\/cs_/, 'after "Subscribe"');
+  await (await element('#email', 'checkout page email')).fill(SUBSCRIBER_EMAIL, { timeout: ACTION_TIMEOUT });
+  await (await element('#name', 'checkout page name')).fill('Sue Scriber', { timeout: ACTION_TIMEOUT });
+  await (await element('#pay', 'checkout page Pay button')).click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/thanks\?session_id=cs_/, 'after paying the subscription');
+  await poll('thanks page: subscription order status', '#order-status text "fulfilled"', async () => {
+    const s = await page.evaluate(() => document.querySelector('#order-status')?.textContent.trim() ?? null);
+    return { ok: s === 'fulfilled', found: JSON.stringify(s) };
+  });
+
+  // The newest subscription row is this one (the outbox lists newest first).
+  const granted = await poll(
+    'outbox: the subscription active and its product granted',
+    'a #subscriptions row "active" with access "granted until …" and an active prod_plan grant from it',
+    async () => {
+      await goto(outboxUrl, 'outbox (subscription)');
+      const { subscriptions, grants } = await readAccess();
+      const sub = subscriptions[0];
+      const grant = sub && grants.find((g) => g.source === sub.id && g.product === 'prod_plan');
+      const ok = !!sub && sub.status === 'active' && sub.access.startsWith('granted until') && grant?.active === 'yes';
+      return { ok, sub, found: json({ subscriptions: subscriptions.slice(0, 2), grants: grants.slice(0, 3) }) };
+    },
+  );
+  const subscriptionId = granted.sub.id;
+  log(`subscription ${subscriptionId} active, access granted`);
+  await screenshot('7-subscription-granted.png');
+
+  const billing = await page.locator('#billing').getAttribute('href');
+  await goto(billing, 'simulator billing page');
+  const cancel = await element(`button[value="cancel:${subscriptionId}"]`, 'billing page Cancel button');
+  await cancel.click({ timeout: ACTION_TIMEOUT });
+  await page.locator('#done').first().waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+  await screenshot('8-billing-canceled.png');
+
+  await poll(
+    'outbox: the subscription canceled and its access revoked',
+    `${subscriptionId} "canceled" with access "revoked", and its prod_plan grant inactive`,
+    async () => {
+      await goto(outboxUrl, 'outbox (after cancel)');
+      const { subscriptions, grants } = await readAccess();
+      const sub = subscriptions.find((s) => s.id === subscriptionId);
+      const grant = grants.find((g) => g.source === subscriptionId && g.product === 'prod_plan');
+      const ok = sub?.status === 'canceled' && sub?.access === 'revoked' && grant?.active === 'no';
+      return { ok, found: json({ sub, grant }) };
+    },
+  );
+  await screenshot('9-subscription-revoked.png');
+  return subscriptionId;
 }
 
 // -------------------------------------------------------------------- main --

@@ -159,6 +159,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         aws_endpoint,
         dynamodb: dynamodb.clone(),
         orders_table: config::optional(env, "ORDERS_TABLE"),
+        subscriptions_table: config::optional(env, "SUBSCRIPTIONS_TABLE"),
+        access_table: config::optional(env, "ACCESS_TABLE"),
     });
     let bundle = Arc::new(Bundle {
         webhook: WebhookReceiver::new(webhook_config, dynamodb.clone()),

@@ -1,10 +1,12 @@
 //! Development-only pages served next to the bundle's routes by `make dev`: a demo merchant
 //! storefront (`/`), an embedded-mode example (`/embedded`), the success page the hosted
 //! checkout returns to (`/thanks`), and an outbox of the emails sent through moto's SES with
-//! the orders table (`/dev/outbox`). None of this is in a Lambda binary.
+//! the orders, subscriptions and access tables (`/dev/outbox`). None of this is in a Lambda
+//! binary.
 
 use bytes::Bytes;
-use checkout_core::store::{DynamoDb, OrderRecord};
+use checkout_core::clock::iso8601;
+use checkout_core::store::{AccessRecord, DynamoDb, OrderRecord, SubscriptionRecord};
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
@@ -33,6 +35,8 @@ pub struct Storefront {
     outbox_url: String,
     dynamodb: DynamoDb,
     orders_table: Option<String>,
+    subscriptions_table: Option<String>,
+    access_table: Option<String>,
     http: Client<HttpConnector, Empty<Bytes>>,
 }
 
@@ -41,6 +45,24 @@ struct EmailView {
     to: String,
     subject: String,
     html: String,
+}
+
+#[derive(Serialize)]
+struct SubscriptionView {
+    id: String,
+    status: String,
+    renewals: u32,
+    latest_invoice: String,
+    access: String,
+}
+
+#[derive(Serialize)]
+struct AccessView {
+    holder: String,
+    product: String,
+    active: bool,
+    until: String,
+    source: String,
 }
 
 #[derive(Serialize)]
@@ -59,6 +81,8 @@ pub struct StorefrontConfig {
     pub aws_endpoint: String,
     pub dynamodb: DynamoDb,
     pub orders_table: Option<String>,
+    pub subscriptions_table: Option<String>,
+    pub access_table: Option<String>,
 }
 
 impl Storefront {
@@ -87,6 +111,8 @@ impl Storefront {
             outbox_url: format!("{}/_outbox", config.aws_endpoint.trim_end_matches('/')),
             dynamodb: config.dynamodb,
             orders_table: config.orders_table,
+            subscriptions_table: config.subscriptions_table,
+            access_table: config.access_table,
             http: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -117,7 +143,12 @@ impl Storefront {
             }
             _ => (
                 "outbox.html",
-                json!({"emails": self.emails().await, "orders": self.orders().await}),
+                json!({
+                    "emails": self.emails().await,
+                    "orders": self.orders().await,
+                    "subscriptions": self.subscriptions().await,
+                    "access": self.access().await,
+                }),
             ),
         };
         let mut context = common;
@@ -215,8 +246,8 @@ impl Storefront {
                 (
                     order.updated_at,
                     OrderView {
+                        state: order.status(),
                         id: order.order_id,
-                        state: order.state.name(),
                         payment: order
                             .payment_status
                             .and_then(|p| serde_json::to_value(p).ok())
@@ -229,5 +260,70 @@ impl Storefront {
             .collect();
         orders.sort_by_key(|(updated, _)| std::cmp::Reverse(*updated));
         orders.into_iter().map(|(_, order)| order).collect()
+    }
+
+    /// Every item of `table`, newest first by `updated_at`, as `T`.
+    async fn scan<T: serde::de::DeserializeOwned>(&self, table: Option<&String>) -> Vec<T> {
+        let Some(table) = table else {
+            return Vec::new();
+        };
+        match self.dynamodb.scan().table_name(table).send().await {
+            Ok(output) => output
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|item| serde_dynamo::from_item::<_, T>(item).ok())
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, table, "table unreadable");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn subscriptions(&self) -> Vec<SubscriptionView> {
+        let mut records: Vec<SubscriptionRecord> =
+            self.scan(self.subscriptions_table.as_ref()).await;
+        records.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+        records
+            .into_iter()
+            .map(|r| SubscriptionView {
+                id: r.subscription_id.to_string(),
+                status: r
+                    .state
+                    .as_ref()
+                    .map_or("unknown", |s| s.status.as_str())
+                    .to_string(),
+                renewals: r.renewals,
+                latest_invoice: r
+                    .latest_invoice_status
+                    .and_then(|s| serde_json::to_value(s).ok())
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                access: match (r.access, r.access_until) {
+                    (Some(checkout_core::store::AccessState::Granted), Some(until)) => {
+                        format!("granted until {}", iso8601(until))
+                    }
+                    (Some(checkout_core::store::AccessState::Granted), None) => "granted".into(),
+                    (Some(checkout_core::store::AccessState::Revoked), _) => "revoked".into(),
+                    (None, _) => "none".into(),
+                },
+            })
+            .collect()
+    }
+
+    async fn access(&self) -> Vec<AccessView> {
+        let mut records: Vec<AccessRecord> = self.scan(self.access_table.as_ref()).await;
+        records.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+        records
+            .into_iter()
+            .map(|r| AccessView {
+                holder: r.holder,
+                product: r.product,
+                active: r.active,
+                until: r.until.map(iso8601).unwrap_or_else(|| "no end".into()),
+                source: r.source,
+            })
+            .collect()
     }
 }
