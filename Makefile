@@ -20,6 +20,11 @@ export MERCHANT_NAME ?= Demo Shop
 export RECOVERY_TABLE ?= checkout-recovery
 export RECONCILE_TABLE ?= checkout-reconcile
 export SUBSCRIPTIONS_TABLE ?= checkout-subscriptions
+export REQUESTS_TABLE ?= checkout-requests
+# Server calls (Authorization: Bearer) and customer tokens; local values, never for production.
+export MERCHANT_API_KEY ?= mk_local_development_merchant_key_not_for_production
+export CUSTOMER_TOKEN_SECRET ?= local-development-customer-token-secret-not-for-production
+export PAYMENT_RETRY_URL ?= http://127.0.0.1:$(PORT)/returning?retry={PAYMENT_INTENT_ID}
 export ACCESS_TABLE ?= checkout-access
 # The reconciler runs every 5 minutes in AWS; locally every 30 s, re-driving after 60 s.
 export RECONCILE_INTERVAL_SECS ?= 30

@@ -11,6 +11,7 @@
 //! 2. Adapters to the outside: `http` (errors as HTTP answers; knows no domain), `stripe`
 //!    (the API client, Stripe's objects and events), `store` (DynamoDB tables), `mail`
 //!    (addresses, templates, SES), `access` (the `Entitle` seam and its default table),
+//!    `callers` (server calls by API key, customer tokens),
 //!    `lambda` (triggers), `aws`, `secrets`, `metrics`.
 //! 3. Domain, one per concept, which never import each other: `webhook`, `checkout`,
 //!    `fulfillment`, `subscriptions`, `recovery`.
@@ -28,6 +29,7 @@ pub mod money;
 // Adapters.
 pub mod access;
 pub mod aws;
+pub mod callers;
 pub mod http;
 pub mod lambda;
 pub mod mail;

@@ -271,6 +271,18 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = compiled_templates![
     "renewal_action_required.fr.subject.txt",
     "renewal_action_required.fr.html",
     "renewal_action_required.fr.txt",
+    "payment_pending.en.subject.txt",
+    "payment_pending.en.html",
+    "payment_pending.en.txt",
+    "payment_pending.fr.subject.txt",
+    "payment_pending.fr.html",
+    "payment_pending.fr.txt",
+    "payment_retry.en.subject.txt",
+    "payment_retry.en.html",
+    "payment_retry.en.txt",
+    "payment_retry.fr.subject.txt",
+    "payment_retry.fr.html",
+    "payment_retry.fr.txt",
 ];
 
 impl Templates {

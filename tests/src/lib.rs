@@ -124,6 +124,37 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
+/// Records `session` as create-session does, so the consumers know it was created here (a
+/// connected account's session they did not create is another integration's).
+pub async fn created_here(
+    client: &DynamoDb,
+    table: &TableName,
+    session: &str,
+    account: Option<&str>,
+) {
+    checkout_core::store::SessionStore::new(table.clone(), client.clone())
+        .record(&checkout_core::store::SessionRecord {
+            session_id: session.parse().expect("a session id"),
+            account: account.map(|a| a.parse().expect("an account id")),
+            customer: None,
+            customer_email: None,
+            mode: checkout_core::stripe::Mode::Payment,
+            items: vec![],
+            created_at: unix_now(),
+            expires_at: unix_now() + 3600,
+        })
+        .await
+        .expect("record the session");
+}
+
+pub async fn requests_table(client: &DynamoDb) -> TableName {
+    let name = unique_table("requests");
+    tables::ensure(client, name.as_str(), &tables::REQUESTS)
+        .await
+        .expect("create requests table");
+    name
+}
+
 pub async fn subscriptions_table(client: &DynamoDb) -> TableName {
     let name = unique_table("subscriptions");
     tables::ensure(client, name.as_str(), &tables::SUBSCRIPTIONS)

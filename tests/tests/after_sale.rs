@@ -141,6 +141,8 @@ impl Harness {
                 sessions_table: sessions.clone(),
                 lease_margin_secs: 5,
                 default_lease_secs: 30,
+                fulfil_on_processing: false,
+                fulfil_foreign_sessions: false,
             },
             dynamodb.clone(),
             fulfilled.clone(),
@@ -172,6 +174,9 @@ impl Harness {
             RecoveryConfig {
                 stripe: stripe_config,
                 recovery_table: recovery_table.clone(),
+                sessions_table: sessions.clone(),
+                foreign_sessions: false,
+                payment_retry_url: None,
                 events_table: events.clone(),
                 mail: mail.clone(),
                 postal_address: "Demo Shop, 1 rue de Rivoli, 75001 Paris".into(),
@@ -459,10 +464,13 @@ async fn a_subscription_checkout_in_any_order_and_duplicated_is_one_order_one_fu
     for (p, order) in orders.iter().enumerate() {
         let n = format!("perm{p}");
         let events = subscription_checkout(&n, h.t0, h.buyer.as_str());
-        // The invoice's PaymentIntent first, then the others in this order, then every one
-        // of them again in reverse.
-        let mut sequence = vec![events[2].clone()];
-        sequence.extend(order.iter().map(|&i| events[[0, 1, 3, 4][i]].clone()));
+        // The others in this order, with the invoice's PaymentIntent at each place in
+        // turn, then every one of them again in reverse.
+        let mut sequence: Vec<EventRecord> = order
+            .iter()
+            .map(|&i| events[[0, 1, 3, 4][i]].clone())
+            .collect();
+        sequence.insert(p % 5, events[2].clone());
         let again: Vec<EventRecord> = sequence.iter().rev().cloned().collect();
         h.deliver(&sequence).await;
         h.deliver(&again).await;
@@ -845,6 +853,7 @@ async fn bad_subscription_events_are_skipped_or_left_for_the_reconciler() {
 /// A one-time digital order, fulfilled and granted, for the refund tests.
 async fn fulfilled_order(h: &Harness, n: &str, account: Option<&str>) -> (String, String) {
     let session = format!("cs_once{n}");
+    created_here(&h.dynamodb, &h.explain.sessions_table, &session, account).await;
     let completed = event(
         &format!("evt_{n}_done"),
         "checkout.session.completed",
@@ -1046,6 +1055,13 @@ async fn on_a_connected_account_every_retrieve_names_the_account() {
     };
     // The subscription checkout, with the invoice first (so the subscription is retrieved).
     let events = subscription_checkout("conn", h.t0, h.buyer.as_str());
+    created_here(
+        &h.dynamodb,
+        &h.explain.sessions_table,
+        "cs_conn",
+        Some(account),
+    )
+    .await;
     let order: Vec<EventRecord> = [1, 2, 0, 3, 4]
         .iter()
         .map(|&i| on(events[i].clone()))

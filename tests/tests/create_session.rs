@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use checkout_core::{
+    callers::CallersConfig,
     checkout::{self, CheckoutConfig, Cors, FeePolicy, SessionCreator},
     config::{Secret, TableName},
     money::BasisPoints,
@@ -19,21 +20,26 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const SUCCESS_URL: &str = "https://shop.example/thanks?session_id={CHECKOUT_SESSION_ID}";
 const RETURN_URL: &str = "https://shop.example/return?session_id={CHECKOUT_SESSION_ID}";
 const SHOP: &str = "https://shop.example";
+const MERCHANT_KEY: &str = "mk_test_merchant_key_of_at_least_32_bytes";
+const TOKEN_SECRET: &str = "a-customer-token-secret-of-32-bytes-at-least";
 
 struct Harness {
     stripe: MockServer,
     dynamodb: DynamoDb,
     table: TableName,
+    requests: TableName,
 }
 
 impl Harness {
     async fn new() -> Self {
         let dynamodb = dynamodb().await;
         let table = sessions_table(&dynamodb).await;
+        let requests = requests_table(&dynamodb).await;
         Self {
             stripe: MockServer::start().await,
             dynamodb,
             table,
+            requests,
         }
     }
 
@@ -48,6 +54,12 @@ impl Harness {
                 max_backoff: Duration::from_millis(20),
             },
             sessions_table: self.table.clone(),
+            requests_table: self.requests.clone(),
+            callers: CallersConfig {
+                merchant_api_key: Some(Secret::new(MERCHANT_KEY)),
+                customer_token_secret: Some(Secret::new(TOKEN_SECRET)),
+            },
+            payments: checkout::PaymentsPolicy::default(),
             success_url: SUCCESS_URL.into(),
             cancel_url: Some("https://shop.example/cart".into()),
             return_url: Some(RETURN_URL.into()),
@@ -123,7 +135,7 @@ async fn a_hosted_session_sends_the_exact_form_and_is_recorded() {
     let h = Harness::new().await;
     h.mock_create(created("cs_test_hosted")).await;
     let request = r#"{"line_items":[{"price":"price_A","quantity":2},{"price":"price_B","quantity":1}],"mode":"payment","ui_mode":"hosted",
-        "customer_email":"jenny@example.com","locale":"fr","metadata":{"cart":"42"}}"#;
+        "customer_email":"jenny@example.com","locale":"fr","metadata":{"cart":"42"},"client_reference_id":"user-42"}"#;
 
     let before = unix_now();
     let response = checkout::handle(
@@ -173,6 +185,7 @@ async fn a_hosted_session_sends_the_exact_form_and_is_recorded() {
         ("cancel_url", "https://shop.example/cart"),
         ("customer_email", "jenny@example.com"),
         ("locale", "fr"),
+        ("client_reference_id", "user-42"),
         ("consent_collection[promotions]", "auto"),
         ("allow_promotion_codes", "true"),
         ("after_expiration[recovery][enabled]", "true"),
@@ -207,9 +220,14 @@ async fn an_embedded_session_uses_return_url_and_answers_the_client_secret() {
     config.allow_promotion_codes = false;
     let request = r#"{"line_items":[{"price":"price_R","quantity":1},{"price":"price_O","quantity":1}],"mode":"subscription","ui_mode":"embedded","customer":"cus_1"}"#;
 
+    // A raw customer comes from the merchant's server, with its key.
     let response = checkout::handle(
         &h.creator(config),
-        checkout_request("application/json", request, &[]),
+        checkout_request(
+            "application/json",
+            request,
+            &[("authorization", &format!("Bearer {MERCHANT_KEY}"))],
+        ),
     )
     .await;
 

@@ -28,6 +28,7 @@ struct Harness {
     stripe: MockServer,
     dynamodb: DynamoDb,
     orders: TableName,
+    sessions: TableName,
     app: Arc<App>,
     events: TableName,
     buyer: EmailAddress,
@@ -52,6 +53,7 @@ impl Harness {
         let stripe = MockServer::start().await;
         let orders = orders_table(&dynamodb).await;
         let events = events_table(&dynamodb).await;
+        let sessions = sessions_table(&dynamodb).await;
         let config = FulfillmentConfig {
             stripe: StripeConfig {
                 secret_key: Secret::new("sk_test_fake"),
@@ -63,9 +65,11 @@ impl Harness {
             },
             orders_table: orders.clone(),
             events_table: events.clone(),
-            sessions_table: sessions_table(&dynamodb).await,
+            sessions_table: sessions.clone(),
             lease_margin_secs: 5,
             default_lease_secs: 30,
+            fulfil_on_processing: false,
+            fulfil_foreign_sessions: false,
         };
         let confirmation = ConfirmationConfig {
             mail: Some(MailConfig {
@@ -96,6 +100,7 @@ impl Harness {
             stripe,
             dynamodb,
             orders,
+            sessions,
             app,
             events,
             buyer: unique_recipient("buyer"),
@@ -681,6 +686,13 @@ async fn connect_sessions_are_retrieved_on_the_connected_account_with_every_line
         json!({"id": "cs_test_connect", "object": "checkout.session"}),
         Some("acct_1Merchant"),
     );
+    created_here(
+        &h.dynamodb,
+        &h.sessions,
+        "cs_test_connect",
+        Some("acct_1Merchant"),
+    )
+    .await;
 
     assert!(
         h.app

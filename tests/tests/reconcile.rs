@@ -110,6 +110,8 @@ impl Harness {
                 sessions_table: sessions.clone(),
                 lease_margin_secs: 5,
                 default_lease_secs: 30,
+                fulfil_on_processing: false,
+                fulfil_foreign_sessions: false,
             },
             dynamodb.clone(),
             ConfirmationEmail::new(
@@ -123,6 +125,9 @@ impl Harness {
             RecoveryConfig {
                 stripe: stripe_config.clone(),
                 recovery_table: recovery_table.clone(),
+                sessions_table: sessions.clone(),
+                foreign_sessions: false,
+                payment_retry_url: None,
                 events_table: events.clone(),
                 mail: mail.clone(),
                 postal_address: "Demo Shop, 1 rue de Rivoli, 75001 Paris".into(),

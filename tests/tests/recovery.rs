@@ -29,6 +29,8 @@ struct Harness {
     recovery: Arc<Recovery<SesMailer>>,
     store: RecoveryStore,
     buyer: EmailAddress,
+    dynamodb: checkout_core::store::DynamoDb,
+    sessions: TableName,
 }
 
 impl Harness {
@@ -57,6 +59,7 @@ impl Harness {
         };
         let stripe = MockServer::start().await;
         let table: TableName = unique_table("recovery");
+        let sessions = sessions_table(&dynamodb).await;
         checkout_core::store::tables::ensure(
             &dynamodb,
             table.as_str(),
@@ -74,6 +77,9 @@ impl Harness {
                 max_backoff: Duration::from_millis(20),
             },
             recovery_table: table.clone(),
+            sessions_table: sessions.clone(),
+            foreign_sessions: false,
+            payment_retry_url: None,
             events_table: events_table(&dynamodb).await,
             mail: MailConfig {
                 from_address: from.clone(),
@@ -98,8 +104,10 @@ impl Harness {
             ses,
             from,
             recovery,
-            store: RecoveryStore::new(table, dynamodb),
+            store: RecoveryStore::new(table, dynamodb.clone()),
             buyer: unique_recipient("shopper"),
+            dynamodb,
+            sessions,
         };
         harness.mock_stripe().await;
         harness
@@ -592,6 +600,13 @@ async fn connect_sessions_read_line_items_on_the_connected_account() {
         h.expired("cs_test_connected"),
         Some("acct_1Merchant"),
     );
+    created_here(
+        &h.dynamodb,
+        &h.sessions,
+        "cs_test_connected",
+        Some("acct_1Merchant"),
+    )
+    .await;
     assert!(
         h.recovery
             .stream(stream_batch(&[record]), None)

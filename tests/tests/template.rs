@@ -58,7 +58,7 @@ fn text(value: &Value) -> &str {
 #[test]
 fn tables_match_the_specs_the_local_stack_creates_them_from() {
     let template = template();
-    let specs: [(&str, &TableSpec); 7] = [
+    let specs: [(&str, &TableSpec); 8] = [
         ("EventsTable", &tables::EVENTS),
         ("SessionsTable", &tables::SESSIONS),
         ("OrdersTable", &tables::ORDERS),
@@ -66,6 +66,7 @@ fn tables_match_the_specs_the_local_stack_creates_them_from() {
         ("ReconcileTable", &tables::RECONCILE),
         ("SubscriptionsTable", &tables::SUBSCRIPTIONS),
         ("AccessTable", &tables::ACCESS),
+        ("RequestsTable", &tables::REQUESTS),
     ];
     let declared: BTreeSet<&str> = template["Resources"]
         .as_mapping()
@@ -354,6 +355,8 @@ fn function_env(template: &Value, function: &str) -> TemplateEnv {
             "STRIPE_SECRET_KEY",
             "STRIPE_WEBHOOK_SECRET",
             "UNSUBSCRIBE_SECRET",
+            "MERCHANT_API_KEY",
+            "CUSTOMER_TOKEN_SECRET",
         ] {
             assert_ne!(
                 name, secret,
@@ -372,7 +375,7 @@ fn function_env(template: &Value, function: &str) -> TemplateEnv {
                     match var {
                         "STRIPE_SECRET_KEY" => "sk_test_from_parameter_store".to_string(),
                         "STRIPE_WEBHOOK_SECRET" => "whsec_from_parameter_store".to_string(),
-                        "UNSUBSCRIBE_SECRET" => {
+                        "UNSUBSCRIBE_SECRET" | "MERCHANT_API_KEY" | "CUSTOMER_TOKEN_SECRET" => {
                             "0123456789abcdef0123456789abcdef01234567".to_string()
                         }
                         other => panic!("{function}: unknown secret {other}"),
@@ -430,6 +433,11 @@ fn each_function_loads_its_config_from_the_template_environment() {
     let env = function_env(&template, "CreateSessionFunction");
     let checkout = CheckoutConfig::from_env(&env).expect("create-session config");
     assert_eq!(checkout.stripe.api_base, "https://api.stripe.com");
+    assert!(
+        checkout.callers.merchant_api_key.is_some()
+            && checkout.callers.customer_token_secret.is_some(),
+        "server calls and customer tokens are on in AWS"
+    );
     assert_all_read("CreateSessionFunction", &env);
 
     let env = function_env(&template, "ReconcileFunction");
@@ -604,7 +612,10 @@ fn roles_grant_each_function_only_its_tables() {
     );
     assert_eq!(
         dynamodb_grants(&template, "CreateSessionRole"),
-        grants(&[("SessionsTable.Arn", &["PutItem"])])
+        grants(&[
+            ("SessionsTable.Arn", &["PutItem"]),
+            ("RequestsTable.Arn", &["GetItem", "PutItem", "UpdateItem"]),
+        ])
     );
     // The consumers record each event's outcome on its item, and nothing else of the table.
     assert_eq!(
@@ -633,6 +644,7 @@ fn roles_grant_each_function_only_its_tables() {
             ("EventsTable.Arn", &["UpdateItem"]),
             ("EventsTable.StreamArn", STREAM),
             ("RecoveryTable.Arn", RECOVERY),
+            ("SessionsTable.Arn", &["GetItem"]),
         ])
     );
     // The reconciler: what both consumers do on a re-drive (no stream), the backfill's

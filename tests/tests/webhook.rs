@@ -7,7 +7,7 @@ use checkout_core::{
     config::{Secret, TableName},
     ids::EventId,
     store::{DynamoDb, EventStore},
-    stripe::EventType,
+    stripe::{EventType, StripeMode},
     webhook::{self, WebhookConfig, WebhookReceiver, WebhookSecrets},
 };
 use integration_tests::*;
@@ -21,6 +21,7 @@ fn config(table: &TableName) -> WebhookConfig {
         tolerance_secs: webhook::DEFAULT_TOLERANCE_SECS,
         events_table: table.clone(),
         retention_days: 30,
+        mode: StripeMode::Test,
     }
 }
 

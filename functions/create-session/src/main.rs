@@ -1,5 +1,6 @@
-//! `POST /checkout/sessions` on API Gateway (HTTP API, payload v2). API Gateway answers CORS
-//! preflights itself; the handler still refuses origins outside `ALLOWED_ORIGINS`.
+//! `POST /checkout/sessions` and `POST /payments` on API Gateway (HTTP API, payload v2). API
+//! Gateway answers CORS preflights itself; the handler still refuses origins outside
+//! `ALLOWED_ORIGINS`.
 
 use checkout_core::{
     checkout::{self, CheckoutConfig, SessionCreator},
@@ -11,7 +12,12 @@ use lambda_http::{Error, Request, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let (sdk, env) = secrets::cold_start(&["STRIPE_SECRET_KEY"]).await?;
+    let (sdk, env) = secrets::cold_start(&[
+        "STRIPE_SECRET_KEY",
+        "MERCHANT_API_KEY",
+        "CUSTOMER_TOKEN_SECRET",
+    ])
+    .await?;
     let config = CheckoutConfig::from_env(&env)?;
     let creator = &SessionCreator::new(config, DynamoDb::new(&sdk));
     lambda_http::run(service_fn(move |request: Request| async move {

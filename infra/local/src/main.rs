@@ -250,6 +250,12 @@ async fn stripe_functions(
     .await?;
     tables::ensure(
         dynamodb,
+        checkout.requests_table.as_str(),
+        &tables::REQUESTS,
+    )
+    .await?;
+    tables::ensure(
+        dynamodb,
         consumers.fulfillment.orders_table.as_str(),
         &tables::ORDERS,
     )

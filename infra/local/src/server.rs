@@ -5,7 +5,7 @@
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
-use checkout_core::{checkout, http as api, lambda::StreamAndHttp, webhook};
+use checkout_core::{checkout, fulfillment, http as api, lambda::StreamAndHttp, webhook};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
@@ -25,8 +25,12 @@ pub async fn route(bundle: &Bundle, request: Request) -> Response<Body> {
     }
     let stripe = &bundle.stripe;
     match path {
-        "/checkout/sessions" => checkout::handle(&stripe.checkout, request).await,
-        "/checkout/complete" => stripe.fulfillment.http(request, None).await,
+        "/checkout/sessions" | checkout::PAYMENTS_PATH => {
+            checkout::handle(&stripe.checkout, request).await
+        }
+        "/checkout/complete" | fulfillment::PAYMENT_LANDING_PATH => {
+            stripe.fulfillment.http(request, None).await
+        }
         "/recovery/unsubscribe" => stripe.recovery.http(request, None).await,
         _ => match bundle.storefront.page(&request).await {
             Some(page) => page,
@@ -62,7 +66,7 @@ pub async fn serve(bundle: Arc<Bundle>, port: u16) -> Result<(), Box<dyn std::er
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(
-        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions, GET /checkout/complete, /recovery/unsubscribe)"
+        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions, POST /payments, GET /checkout/complete, GET /payments/complete, /recovery/unsubscribe)"
     );
     loop {
         let (stream, _) = tokio::select! {

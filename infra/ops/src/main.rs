@@ -5,6 +5,8 @@
 //! ops reconcile [--since 72h] [--account acct_…]   one reconcile pass, its report as JSON
 //! ops explain cs_…|pi_…|evt_…                      what happened to one cart or payment
 //! ops redrive evt_…                                 put one event back through its consumers
+//! ops customer-token cus_… [--reference user-42] [--ttl 600]
+//!                                                   a customer token, as your server mints it
 //! ```
 
 // The consumers' futures nest deeply (see functions/fulfillment).
@@ -13,7 +15,7 @@
 use std::process::ExitCode;
 
 use checkout_core::{
-    aws,
+    aws, callers, clock,
     config::{self, Layered, ProcessEnv},
     ids::{AccountId, EventId},
     reconcile::{
@@ -24,7 +26,7 @@ use checkout_core::{
 };
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: ops reconcile [--since 72h] [--account acct_…] | ops explain cs_…|pi_…|evt_… | ops redrive evt_…";
+const USAGE: &str = "usage: ops reconcile [--since 72h] [--account acct_…] | ops explain cs_…|pi_…|sub_…|evt_… | ops redrive evt_… | ops customer-token cus_… [--reference ID] [--ttl SECS]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -52,7 +54,37 @@ async fn main() -> ExitCode {
 
 type Fail = Box<dyn std::error::Error>;
 
+/// `CUSTOMER_TOKEN_SECRET` signs a token for `customer`, valid `--ttl` seconds (at most an
+/// hour): what the merchant's server does after its own login, for a test or a script.
+fn customer_token(args: &[String]) -> Result<Vec<String>, Fail> {
+    let customer = args
+        .get(1)
+        .ok_or(USAGE)?
+        .parse()
+        .map_err(|e| format!("customer: {e}"))?;
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let ttl: i64 = flag("--ttl").map_or(Ok(600), |t| t.parse())?;
+    if !(1..=callers::MAX_LIFETIME_SECS).contains(&ttl) {
+        return Err(format!("--ttl: 1 to {} seconds", callers::MAX_LIFETIME_SECS).into());
+    }
+    let secret = config::required(&ProcessEnv, "CUSTOMER_TOKEN_SECRET")?;
+    let claims = callers::CustomerClaims {
+        customer,
+        client_reference_id: flag("--reference"),
+        exp: clock::Clock::system().now() + ttl,
+    };
+    Ok(vec![callers::mint(secret.as_bytes(), &claims)])
+}
+
 async fn run(args: &[String]) -> Result<Vec<String>, Fail> {
+    if args.first().map(String::as_str) == Some("customer-token") {
+        return customer_token(args);
+    }
     let env = stripe_or_simulator();
     let sdk = aws::sdk_config().await;
     let dynamodb = DynamoDb::new(&sdk);

@@ -14,13 +14,13 @@ use crate::{
     Answer, Replay, Simulator, StoredSession, json, random_suffix, stripe_error, unix_now,
 };
 
-type Pairs = Vec<(String, String)>;
+pub(crate) type Pairs = Vec<(String, String)>;
 
 fn pairs(raw: &[u8]) -> Pairs {
     form_urlencoded::parse(raw).into_owned().collect()
 }
 
-fn param<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -35,10 +35,10 @@ fn expands(pairs: &Pairs, what: &str) -> bool {
 #[derive(Debug)]
 /// A Stripe error, answered as `{"error": {"type", "code", "message", "param"}}`.
 pub(crate) struct ApiError {
-    status: StatusCode,
-    code: Option<&'static str>,
-    message: String,
-    param: Option<String>,
+    pub status: StatusCode,
+    pub code: Option<&'static str>,
+    pub message: String,
+    pub param: Option<String>,
 }
 
 impl ApiError {
@@ -53,7 +53,7 @@ impl ApiError {
     }
 }
 
-fn bad_request(message: &str, param: &str) -> ApiError {
+pub(crate) fn bad_request(message: &str, param: &str) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
         code: Some("parameter_invalid"),
@@ -82,7 +82,7 @@ pub(crate) fn missing(kind: &str, id: &str) -> ApiError {
 }
 
 /// `parameter_invalid_integer`, as Stripe answers a non-integer where it wants one.
-fn invalid_integer(param: &str, value: &str) -> ApiError {
+pub(crate) fn invalid_integer(param: &str, value: &str) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
         code: Some("parameter_invalid_integer"),
@@ -389,7 +389,12 @@ impl Simulator {
                 page(items, query, path)
             }
             (&Method::GET, ["prices", id]) => self.price(id),
+            (&Method::POST, ["payment_intents"]) => self.create_payment_intent(body, account),
             (&Method::GET, ["payment_intents", id]) => self.payment_intent(id, account),
+            (&Method::POST, ["customer_sessions"]) => self.create_customer_session(body, account),
+            (&Method::GET, ["payment_methods", id]) => {
+                self.billing_object("payment_method", id, account)
+            }
             (&Method::GET, ["subscriptions", id]) => {
                 self.billing_object("subscription", id, account)
             }
@@ -525,6 +530,7 @@ impl Simulator {
                     unit_amount: Some(price.unit_amount),
                     currency: price.currency.clone(),
                     kind: Some(price.kind().into()),
+                    active: Some(true),
                 }),
             });
         }
@@ -724,6 +730,9 @@ impl Simulator {
                 .and_then(|d| d.email.clone()),
             description: None,
             metadata: BTreeMap::new(),
+            // Both are set on the answer below, from the JSON shape.
+            client_secret: None,
+            latest_charge: None,
         };
         let typed = serde_json::to_value(intent).expect("a PaymentIntent serialises");
         let latest_charge = state

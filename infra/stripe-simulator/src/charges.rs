@@ -1,10 +1,11 @@
-//! Money that moved: the charge behind every successful payment (a payment-mode session's
-//! or an invoice's), the PaymentIntent of an invoice, and refunds of a charge (full or
+//! Money that moved: the charge behind every successful payment (a payment-mode session's,
+//! an invoice's, or a Payment Element attempt's, which may also be pending or failed; see
+//! `payment_attempts`), the PaymentIntent of an invoice, and refunds of a charge (full or
 //! partial, cumulative). Each object carries every key of Stripe's fixture at the pinned
 //! version, unknown ones null or default. Disputes of a charge are in `disputes`.
 //!
-//! Kept simple: the card is always Visa 4242, a charge succeeds at once (no `pending`), a
-//! refund succeeds at once.
+//! Kept simple: the card is always Visa 4242, a session's or invoice's charge succeeds at once
+//! (no `pending`), a refund succeeds at once.
 
 use serde_json::{Value, json};
 
@@ -247,6 +248,12 @@ pub(crate) fn refund(
         .get("charge", id)
         .ok_or_else(|| no_such("charge", id))?;
     let (account, before) = (owned.account.clone(), owned.object.clone());
+    if before["status"] != "succeeded" {
+        // A pending or failed attempt of a PaymentIntent moved no money to give back.
+        return Err(DevError::Refused(format!(
+            "Charge {id} has not succeeded; only a succeeded charge can be refunded."
+        )));
+    }
     let charged = before["amount"].as_i64().unwrap_or_default();
     let left = charged - before["amount_refunded"].as_i64().unwrap_or_default();
     let disputed = objects

@@ -170,10 +170,18 @@ impl Simulator {
             .clone()
     }
 
-    /// The charge of a PaymentIntent (a payment-mode session's or an invoice's).
+    /// The charge of a PaymentIntent (a payment-mode session's or an invoice's), or its
+    /// latest one (`latest_charge`) when it has had several attempts.
     #[must_use]
     pub fn charge_for_payment_intent(&self, payment_intent: &str) -> Option<String> {
         let state = self.lock();
+        let latest = state
+            .objects
+            .get("payment_intent", payment_intent)
+            .and_then(|pi| pi.object["latest_charge"].as_str());
+        if let Some(latest) = latest {
+            return Some(latest.to_string());
+        }
         let charge = state
             .objects
             .find("charge", "payment_intent", payment_intent)?;
@@ -205,6 +213,8 @@ struct SubscriptionView {
 struct ChargeView {
     id: String,
     account: Option<String>,
+    /// `succeeded`, or a Payment Element attempt's `pending` or `failed` (no controls).
+    status: String,
     amount: String,
     refunded: String,
     fully_refunded: bool,
@@ -252,6 +262,7 @@ fn charge_view(owned: &Owned, dispute: Option<&Value>) -> ChargeView {
     ChargeView {
         id: text(&c["id"]),
         account: owned.account.clone(),
+        status: text(&c["status"]),
         amount: money(&c["amount"], &c["currency"]),
         refunded: money(&c["amount_refunded"], &c["currency"]),
         fully_refunded: c["refunded"] == true,

@@ -91,6 +91,12 @@ pub(crate) fn open_dispute(objects: &mut Objects, id: &str, now: i64) -> Result<
         .get("charge", id)
         .ok_or_else(|| no_such("charge", id))?;
     let (account, charge) = (owned.account.clone(), owned.object.clone());
+    if charge["status"] != "succeeded" {
+        // A pending or failed charge moved no money to dispute.
+        return Err(DevError::Refused(format!(
+            "Charge {id} has not succeeded; only a succeeded charge can be disputed."
+        )));
+    }
     if objects.find("dispute", "charge", id).is_some() {
         return Err(DevError::Refused(format!(
             "Charge {id} has already been disputed."

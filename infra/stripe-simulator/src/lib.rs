@@ -13,6 +13,12 @@
 //! `starting_after`, and `GET /v1/events` filters by `type` (with a `group.*` wildcard),
 //! `types[]` and `created` bounds before paging. Everything else is kept simple and says so.
 //!
+//! The Payment Element flow for existing customers is here too: `POST /v1/payment_intents`
+//! and `POST /v1/customer_sessions` for a returning customer (one, [`DEMO_CUSTOMER`], exists
+//! from the start with a saved card), and a stand-in for the element (`/elements/pay`) that
+//! pays at once, with a delayed method that settles either way, or is declined, then returns
+//! to the `return_url` as Stripe.js does.
+//!
 //! Billing follows Stripe's shapes at the pinned version: a subscription-mode session, once
 //! paid, leaves a customer, a subscription, its first invoice, the invoice's PaymentIntent and
 //! charge; a payment-mode session leaves a charge. The developer's page (`/dev/billing`, and
@@ -25,19 +31,26 @@
 mod api;
 mod billing;
 mod charges;
+mod customer_sessions;
+mod customers;
 mod delivery;
 mod dev;
 mod disputes;
+mod elements;
 mod invoices;
 mod objects;
 mod pages;
+mod payment_attempts;
+mod payment_intents;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
 
+pub use customers::{DEMO_CUSTOMER, DEMO_PAYMENT_METHOD};
 pub use objects::DevError;
+pub use payment_attempts::{Confirm, SETTLE_AFTER};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -191,6 +204,13 @@ struct State {
     events: Vec<(Option<String>, Value)>,
     /// Customers, subscriptions, invoices and the payments behind them, by id.
     objects: objects::Objects,
+    /// The PaymentIntents made with `POST /v1/payment_intents`: the only ones the Payment
+    /// Element stand-in confirms (an invoice's is paid through its invoice).
+    element_intents: BTreeSet<String>,
+    /// Customer sessions, by client secret (they have no id).
+    customer_sessions: HashMap<String, customer_sessions::StoredCustomerSession>,
+    /// The processing payment attempt of a PaymentIntent, by its id, until it settles.
+    pending_attempts: HashMap<String, payment_attempts::Pending>,
 }
 
 pub struct Simulator {
@@ -201,11 +221,15 @@ pub struct Simulator {
 }
 
 impl Simulator {
+    /// A simulator holding the demo returning customer ([`DEMO_CUSTOMER`]) and their saved
+    /// card, and nothing else yet.
     #[must_use]
     pub fn new(config: SimulatorConfig) -> Arc<Self> {
+        let mut state = State::default();
+        customers::seed(&mut state.objects);
         Arc::new(Self {
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             pages: pages::environment(),
             delivery: delivery::client(),
         })

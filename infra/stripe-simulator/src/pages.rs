@@ -1,6 +1,7 @@
 //! The pages a customer sees: the hosted checkout page at each session's URL (pay, pay with a
 //! delayed method, let it expire), the recovery link of an expired session, and an index of
-//! sessions for the developer. Rendered with minijinja, HTML auto-escaped.
+//! sessions for the developer (the Payment Element stand-in is in `elements`). Rendered with
+//! minijinja, HTML auto-escaped.
 
 use std::sync::Arc;
 
@@ -30,6 +31,7 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
         ("message.html", include_str!("../templates/message.html")),
         ("billing.html", include_str!("../templates/billing.html")),
         ("invoice.html", include_str!("../templates/invoice.html")),
+        ("elements.html", include_str!("../templates/elements.html")),
     ] {
         env.add_template(name, source)
             .expect("simulator templates parse");
@@ -118,7 +120,7 @@ fn html(status: StatusCode, body: String) -> Answer {
     response
 }
 
-fn redirect(location: &str) -> Answer {
+pub(crate) fn redirect(location: &str) -> Answer {
     let mut response = Response::new(Bytes::new());
     *response.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(value) = HeaderValue::from_str(location) {
@@ -197,6 +199,8 @@ impl Simulator {
             (&Method::POST, ["dev", "billing"]) => self.billing_action(&form),
             (&Method::GET, ["i", id]) => self.invoice_page(id),
             (&Method::POST, ["i", id]) => self.invoice_pay(id),
+            (&Method::GET, ["elements", "pay"]) => self.element_page(&query),
+            (&Method::POST, ["elements", "pay"]) => self.element_confirm(&form),
             _ => self.message(StatusCode::NOT_FOUND, "Not found", "No such page."),
         }
     }

@@ -1,17 +1,24 @@
 //! create-session's configuration, parsed once at cold start.
 
+use crate::callers::CallersConfig;
 use crate::config::{self as env_config, ConfigError, Source, TableName};
 use crate::ids::{AccountId, PriceId};
 use crate::money::BasisPoints;
 use crate::stripe::StripeConfig;
 
 use super::cors::Cors;
+use super::payment::PaymentsPolicy;
 use super::request::RequestLimits;
 
 #[derive(Debug, Clone)]
 pub struct CheckoutConfig {
     pub stripe: StripeConfig,
     pub sessions_table: TableName,
+    /// Callers' `Idempotency-Key`s, kept 24 hours.
+    pub requests_table: TableName,
+    /// Who may name a customer: the merchant's API key and customer-token secret.
+    pub callers: CallersConfig,
+    pub payments: PaymentsPolicy,
     /// Hosted mode's redirect after payment; holds `{CHECKOUT_SESSION_ID}`.
     pub success_url: String,
     pub cancel_url: Option<String>,
@@ -93,9 +100,26 @@ impl CheckoutConfig {
             });
         }
         let allowed_prices: Vec<PriceId> = env_config::list(env, "CHECKOUT_ALLOWED_PRICES")?;
+        let setup_future_usage = env_config::optional(env, "PAYMENTS_SETUP_FUTURE_USAGE");
+        if let Some(usage) = &setup_future_usage
+            && usage != "off_session"
+            && usage != "on_session"
+        {
+            return Err(ConfigError::Invalid {
+                var: "PAYMENTS_SETUP_FUTURE_USAGE",
+                reason: "off_session or on_session (or unset)".into(),
+            });
+        }
         Ok(Self {
             stripe: StripeConfig::from_env(env)?,
             sessions_table: TableName::from_env(env, "SESSIONS_TABLE")?,
+            requests_table: TableName::from_env(env, "REQUESTS_TABLE")?,
+            callers: CallersConfig::from_env(env)?,
+            payments: PaymentsPolicy {
+                setup_future_usage,
+                allow_save: env_config::parsed_or(env, "PAYMENTS_ALLOW_SAVE", true)?,
+                allow_remove: env_config::parsed_or(env, "PAYMENTS_ALLOW_REMOVE", false)?,
+            },
             success_url,
             cancel_url: url_var(env, "CHECKOUT_CANCEL_URL", false)?,
             return_url: url_var(env, "CHECKOUT_RETURN_URL", true)?,
@@ -131,9 +155,10 @@ impl CheckoutConfig {
 mod tests {
     use super::*;
 
-    const BASE: [(&str, &str); 3] = [
+    const BASE: [(&str, &str); 4] = [
         ("STRIPE_SECRET_KEY", "sk_test_x"),
         ("SESSIONS_TABLE", "sessions"),
+        ("REQUESTS_TABLE", "requests"),
         (
             "CHECKOUT_SUCCESS_URL",
             "https://shop.example/thanks?session_id={CHECKOUT_SESSION_ID}",
@@ -156,6 +181,7 @@ mod tests {
         let no_placeholder = [
             ("STRIPE_SECRET_KEY", "sk_test_x"),
             ("SESSIONS_TABLE", "sessions"),
+            ("REQUESTS_TABLE", "requests"),
             ("CHECKOUT_SUCCESS_URL", "https://shop.example/thanks"),
         ];
         let err = CheckoutConfig::from_env(&no_placeholder)

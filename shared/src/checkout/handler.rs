@@ -1,17 +1,24 @@
-//! `POST /checkout/sessions` (and its CORS preflight): the handler the Lambda and the local
-//! stack both run.
+//! `POST /checkout/sessions` and `POST /payments` (and their CORS preflights): the handler the
+//! create-session Lambda and the local stack both run. Each request is first told apart as a
+//! server or a browser call (`callers`), and a caller's `Idempotency-Key` is honoured across
+//! real retries (`replay`).
 
 use http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
 use super::cors::Verdict;
-use super::{CheckoutError, CreateSessionRequest, InvalidField, RequestUiMode, SessionCreator};
+use super::replay::{Prior, Replay};
+use super::{
+    CheckoutError, CreateSessionRequest, CreatedPayment, CreatedSession, InvalidField,
+    PaymentRequest, RequestUiMode, SessionCreator,
+};
 use crate::http::{self as api, PayloadTooLarge};
 use crate::stripe::{IdempotencyKey, StripeError};
 
 /// A cart of 100 items with metadata is a few KB; anything far larger is not a cart.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const KEY_NAMESPACE: &str = "create-session";
+const PAYMENTS_NAMESPACE: &str = "payments";
 
 pub async fn handle(creator: &SessionCreator, request: Request) -> Response<Body> {
     let cors = &creator.config().cors;
@@ -24,28 +31,93 @@ pub async fn handle(creator: &SessionCreator, request: Request) -> Response<Body
     let verdict = cors.check(request.headers());
     let mut response = match verdict {
         Verdict::Refused => api::error(&CheckoutError::OriginNotAllowed),
-        _ => create(creator, &request)
-            .await
-            .unwrap_or_else(|err| api::error(&err)),
+        _ => {
+            let result = if request.uri().path() == PAYMENTS_PATH {
+                pay(creator, &request).await
+            } else {
+                create(creator, &request).await
+            };
+            result.unwrap_or_else(|err| api::error(&err))
+        }
     };
     cors.decorate(&verdict, &mut response);
     response
+}
+
+/// `POST /payments` (the create-session function serves both routes).
+pub const PAYMENTS_PATH: &str = "/payments";
+
+fn content_type(request: &Request) -> Option<String> {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+}
+
+/// The caller's `Idempotency-Key`, checked.
+fn caller_key(request: &Request) -> Result<Option<String>, CheckoutError> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| InvalidField::new("Idempotency-Key", "not ASCII"))?;
+    // The same check Stripe's key gets, so a key accepted here is accepted there.
+    IdempotencyKey::from_caller("check", key)
+        .map_err(|message| InvalidField::new("Idempotency-Key", message))?;
+    Ok(Some(key.to_string()))
+}
+
+/// The Stripe key for this request and, when the caller gave a key, its replay record.
+fn keys<'a>(
+    creator: &'a SessionCreator,
+    request: &Request,
+    namespace: &str,
+    account: Option<&crate::ids::AccountId>,
+) -> Result<(IdempotencyKey, Option<Replay<'a>>), CheckoutError> {
+    Ok(match caller_key(request)? {
+        None => (IdempotencyKey::generate(namespace), None),
+        Some(key) => (
+            IdempotencyKey::from_caller(namespace, &key)
+                .map_err(|message| InvalidField::new("Idempotency-Key", message))?,
+            Some(Replay::new(
+                &creator.requests,
+                namespace,
+                account,
+                &key,
+                request.body().as_ref(),
+            )),
+        ),
+    })
+}
+
+/// When the request repeats one already answered, that answer; else the time to create as of.
+async fn first_time<T: serde::de::DeserializeOwned>(
+    replay: Option<&Replay<'_>>,
+    now: i64,
+) -> Result<Result<i64, T>, CheckoutError> {
+    let Some(replay) = replay else {
+        return Ok(Ok(now));
+    };
+    match replay.begin(now).await? {
+        Prior::Create { first_at } => Ok(Ok(first_at)),
+        Prior::Answered(answer) => serde_json::from_str(&answer)
+            .map(Err)
+            .map_err(|e| CheckoutError::Stripe(StripeError::Decode(e.to_string()))),
+    }
 }
 
 async fn create(
     creator: &SessionCreator,
     request: &Request,
 ) -> Result<Response<Body>, CheckoutError> {
+    let caller = creator.callers().identify(request.headers())?;
     let body: &[u8] = request.body().as_ref();
     PayloadTooLarge::check(body, MAX_BODY_BYTES)?;
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
     let limits = &creator.config().limits;
-    let (parsed, is_form) = match content_type.as_deref() {
+    let (parsed, is_form) = match content_type(request).as_deref() {
         Some("application/json") => (CreateSessionRequest::from_json(body, limits)?, false),
         Some("application/x-www-form-urlencoded") => {
             (CreateSessionRequest::from_form(body, limits)?, true)
@@ -59,16 +131,26 @@ async fn create(
         )
         .into());
     }
-    let key = match request.headers().get("idempotency-key") {
-        None => IdempotencyKey::generate(KEY_NAMESPACE),
-        Some(value) => value
-            .to_str()
-            .map_err(|_| "not ASCII".to_string())
-            .and_then(|v| IdempotencyKey::from_caller(KEY_NAMESPACE, v))
-            .map_err(|message| InvalidField::new("Idempotency-Key", message))?,
+    let now = creator.clock().now();
+    let customer = creator.callers().customer(
+        caller,
+        parsed.customer.as_ref(),
+        parsed.customer_token.as_deref(),
+        now,
+    )?;
+    let (key, replay) = keys(creator, request, KEY_NAMESPACE, parsed.account.as_ref())?;
+    let created = match first_time::<CreatedSession>(replay.as_ref(), now).await? {
+        Err(answered) => answered,
+        Ok(first_at) => {
+            let created = creator.create(parsed, customer, key, first_at).await?;
+            if let Some(replay) = &replay {
+                replay
+                    .finish(&serde_json::to_string(&created).expect("serializes"))
+                    .await?;
+            }
+            created
+        }
     };
-
-    let created = creator.create(parsed, key, creator.clock().now()).await?;
     if is_form {
         let url = created.url.as_deref().unwrap_or_default();
         let mut response = Response::new(Body::Empty);
@@ -78,5 +160,43 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, location);
         return Ok(response);
     }
+    Ok(api::json(StatusCode::CREATED, &created))
+}
+
+async fn pay(creator: &SessionCreator, request: &Request) -> Result<Response<Body>, CheckoutError> {
+    let caller = creator.callers().identify(request.headers())?;
+    let body: &[u8] = request.body().as_ref();
+    PayloadTooLarge::check(body, MAX_BODY_BYTES)?;
+    if content_type(request).as_deref() != Some("application/json") {
+        return Err(CheckoutError::UnsupportedMediaType);
+    }
+    let parsed = PaymentRequest::from_json(body, &creator.config().limits)?;
+    let now = creator.clock().now();
+    let customer = creator.callers().customer(
+        caller,
+        parsed.customer.as_ref(),
+        parsed.customer_token.as_deref(),
+        now,
+    )?;
+    let (key, replay) = keys(
+        creator,
+        request,
+        PAYMENTS_NAMESPACE,
+        parsed.account.as_ref(),
+    )?;
+    let created = match first_time::<CreatedPayment>(replay.as_ref(), now).await? {
+        Err(answered) => answered,
+        Ok(first_at) => {
+            let created = creator
+                .create_payment(&parsed, customer.as_ref(), &key, first_at)
+                .await?;
+            if let Some(replay) = &replay {
+                replay
+                    .finish(&serde_json::to_string(&created).expect("serializes"))
+                    .await?;
+            }
+            created
+        }
+    };
     Ok(api::json(StatusCode::CREATED, &created))
 }

@@ -1,4 +1,5 @@
-//! Creating Checkout Sessions for merchant pages: `POST /checkout/sessions`.
+//! Starting a payment for merchant pages: `POST /checkout/sessions` (a Checkout Session) and
+//! `POST /payments` (a PaymentIntent for the Payment Element, existing customers).
 //!
 //! Every session is created with what the rest of the bundle relies on: promotional consent
 //! collection and recovery (abandoned-cart emails), `{CHECKOUT_SESSION_ID}` in the success
@@ -9,13 +10,18 @@ mod config;
 mod cors;
 mod fields;
 mod handler;
+mod payment;
+mod prices;
+mod replay;
 mod request;
 
 use std::collections::HashMap;
 
 pub use config::{CheckoutConfig, ConnectConfig, FeePolicy};
 pub use cors::Cors;
-pub use handler::handle;
+pub use handler::{PAYMENTS_PATH, handle};
+pub use payment::{CreatedPayment, PaymentRequest, PaymentsPolicy};
+pub use prices::PriceCache;
 pub use request::{
     ClientReference, CreateSessionRequest, EmailAddress, InvalidField, Locale, Metadata,
     RequestLimits, RequestMode, RequestUiMode,
@@ -24,14 +30,13 @@ pub use request::{
 use http::StatusCode;
 use serde::Serialize;
 
+use crate::callers::{CallerError, Callers, VouchedCustomer};
 use crate::clock::Clock;
 use crate::http::{ApiError, PayloadTooLarge};
 use crate::ids::{AccountId, PriceId, SessionId};
 use crate::money::BasisPoints;
-use crate::store::{DynamoDb, SessionRecord, SessionStore, StoreError};
-use crate::stripe::{
-    ErrorKind, Form, IdempotencyKey, Mode, RequestOptions, StripeClient, StripeError,
-};
+use crate::store::{DynamoDb, RequestStore, SessionRecord, SessionStore, StoreError};
+use crate::stripe::{Form, IdempotencyKey, Mode, RequestOptions, StripeClient, StripeError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
@@ -46,6 +51,11 @@ pub enum CheckoutError {
     #[error("this Idempotency-Key was already used with other parameters")]
     IdempotencyConflict,
     #[error(transparent)]
+    Caller(#[from] CallerError),
+    /// Stripe would not use the customer; the message never says whether it exists.
+    #[error("this customer cannot be used for this payment")]
+    CustomerUnusable,
+    #[error(transparent)]
     Stripe(#[from] StripeError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -54,11 +64,12 @@ pub enum CheckoutError {
 impl ApiError for CheckoutError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+            Self::Invalid(_) | Self::CustomerUnusable => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooLarge(err) => err.status(),
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::Caller(err) => err.status(),
             Self::Stripe(err) => err.status(),
             Self::Store(err) => err.status(),
         }
@@ -71,6 +82,8 @@ impl ApiError for CheckoutError {
             Self::TooLarge(err) => err.code(),
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::IdempotencyConflict => "idempotency_conflict",
+            Self::Caller(err) => err.code(),
+            Self::CustomerUnusable => "customer_unusable",
             Self::Stripe(err) => err.code(),
             Self::Store(err) => err.code(),
         }
@@ -79,18 +92,20 @@ impl ApiError for CheckoutError {
     fn param(&self) -> Option<&str> {
         match self {
             Self::Invalid(invalid) => Some(&invalid.field),
+            Self::Caller(err) => err.param(),
+            Self::CustomerUnusable => Some("customer"),
             _ => None,
         }
     }
 }
 
 /// The answer to a merchant page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CreatedSession {
     pub id: SessionId,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
     pub expires_at: i64,
 }
@@ -99,6 +114,9 @@ pub struct SessionCreator {
     config: CheckoutConfig,
     stripe: StripeClient,
     sessions: SessionStore,
+    requests: RequestStore,
+    callers: Callers,
+    prices: PriceCache,
     clock: Clock,
 }
 
@@ -107,7 +125,10 @@ impl SessionCreator {
     pub fn new(config: CheckoutConfig, dynamodb: DynamoDb) -> Self {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
-            sessions: SessionStore::new(config.sessions_table.clone(), dynamodb),
+            sessions: SessionStore::new(config.sessions_table.clone(), dynamodb.clone()),
+            requests: RequestStore::new(config.requests_table.clone(), dynamodb),
+            callers: Callers::new(config.callers.clone()),
+            prices: PriceCache::default(),
             config,
             clock: Clock::system(),
         }
@@ -130,25 +151,56 @@ impl SessionCreator {
         &self.clock
     }
 
-    /// Creates the session at Stripe under `key`, then records it.
+    #[must_use]
+    pub fn callers(&self) -> &Callers {
+        &self.callers
+    }
+
+    fn check_account(&self, account: Option<&AccountId>) -> Result<(), CheckoutError> {
+        match account {
+            Some(account) if !self.config.connect.accounts.contains(account) => {
+                Err(InvalidField::new("account", "not a connected account of this platform").into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates the session at Stripe under `key`, then records it. `customer` is the one the
+    /// caller was vouched for (it replaces the request's own fields); `now` is the first
+    /// request's time when this one repeats it.
     ///
     /// # Errors
     /// A request the configuration does not allow or Stripe blames on the caller (400), a
     /// reused key with other parameters (409), Stripe or DynamoDB failing (5xx).
     pub async fn create(
         &self,
-        request: CreateSessionRequest,
+        mut request: CreateSessionRequest,
+        customer: Option<VouchedCustomer>,
         key: IdempotencyKey,
         now: i64,
     ) -> Result<CreatedSession, CheckoutError> {
-        let account = request.account.as_ref();
-        if let Some(account) = account
-            && !self.config.connect.accounts.contains(account)
-        {
-            return Err(
-                InvalidField::new("account", "not a connected account of this platform").into(),
-            );
+        if let Some(vouched) = customer {
+            if let Some(reference) = vouched.client_reference_id {
+                if request
+                    .client_reference_id
+                    .as_ref()
+                    .is_some_and(|r| r.as_str() != reference)
+                {
+                    return Err(InvalidField::new(
+                        "client_reference_id",
+                        "the customer token sets it; leave it out or send the same",
+                    )
+                    .into());
+                }
+                request.client_reference_id = Some(
+                    ClientReference::try_from(reference)
+                        .map_err(|m| InvalidField::new("customer_token", m))?,
+                );
+            }
+            request.customer = Some(vouched.customer);
         }
+        let account = request.account.as_ref();
+        self.check_account(account)?;
         let fee = match account {
             Some(account) => self.application_fee(&request, account).await?,
             None => ApplicationFee::None,
@@ -162,22 +214,7 @@ impl SessionCreator {
             .stripe
             .create_checkout_session(&params, options)
             .await
-            .map_err(|err| match err {
-                StripeError::Api {
-                    kind: ErrorKind::Idempotency,
-                    ..
-                } => CheckoutError::IdempotencyConflict,
-                // Stripe blames a parameter the client chose (an unknown price): the client's error.
-                StripeError::Api {
-                    kind: ErrorKind::InvalidRequest,
-                    param: Some(param),
-                    message,
-                    ..
-                } if param.starts_with("line_items") || param == "customer" => {
-                    InvalidField::new(param, message).into()
-                }
-                other => CheckoutError::Stripe(other),
-            })?;
+            .map_err(payment::stripe_error)?;
 
         let record = SessionRecord {
             session_id: session.id.clone(),
@@ -226,23 +263,15 @@ impl SessionCreator {
                 for item in &request.line_items {
                     if !unit_amounts.contains_key(&item.price) {
                         let price = self
-                            .stripe
-                            .retrieve_price(&item.price, Some(account))
-                            .await
-                            .map_err(|err| {
-                                if err.is_not_found() {
-                                    InvalidField::new(
-                                        "line_items",
-                                        format!(
-                                            "price {} does not exist on this account",
-                                            item.price
-                                        ),
-                                    )
-                                    .into()
-                                } else {
-                                    CheckoutError::Stripe(err)
-                                }
-                            })?;
+                            .prices
+                            .get(
+                                &self.stripe,
+                                &item.price,
+                                Some(account),
+                                "line_items",
+                                self.clock.now(),
+                            )
+                            .await?;
                         let amount = price.unit_amount.ok_or_else(|| {
                             InvalidField::new(
                                 "line_items",

@@ -36,6 +36,10 @@ pub struct CreateSessionRequest {
     pub metadata: Metadata,
     #[serde(default)]
     pub client_reference_id: Option<ClientReference>,
+    /// The merchant server's word for which customer is signed in (`callers`); a raw
+    /// `customer` is for server calls only.
+    #[serde(default)]
+    pub customer_token: Option<String>,
 }
 
 /// The modes a merchant page may ask for (setup-mode sessions are not a purchase).
@@ -82,28 +86,43 @@ pub struct RequestLimits {
     pub allowed_prices: Option<Vec<PriceId>>,
 }
 
+impl RequestLimits {
+    /// 1 to `MAX_LINE_ITEMS` items, each of an allowed price, each quantity within the limit.
+    ///
+    /// # Errors
+    /// The first item at fault, named.
+    pub fn check(&self, items: &[LineItemRequest]) -> Result<(), InvalidField> {
+        if items.is_empty() || items.len() > MAX_LINE_ITEMS {
+            return Err(InvalidField::new(
+                "line_items",
+                format!("between 1 and {MAX_LINE_ITEMS} items"),
+            ));
+        }
+        for (i, item) in items.iter().enumerate() {
+            if item.quantity == 0 || item.quantity > self.max_quantity {
+                return Err(InvalidField::new(
+                    format!("line_items[{i}].quantity"),
+                    format!("between 1 and {}", self.max_quantity),
+                ));
+            }
+            if let Some(allowed) = &self.allowed_prices
+                && !allowed.contains(&item.price)
+            {
+                return Err(InvalidField::new(
+                    format!("line_items[{i}].price"),
+                    "this price is not sold here",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl CreateSessionRequest {
     /// # Errors
     /// A field that is missing, unknown, malformed or over the limits, named.
     pub fn from_json(body: &[u8], limits: &RequestLimits) -> Result<Self, InvalidField> {
-        let mut de = serde_json::Deserializer::from_slice(body);
-        let request: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let message = describe(e.inner());
-            let path = e.path().to_string();
-            // serde names a missing field only in its message; make it the field at fault.
-            let missing = message
-                .strip_prefix("missing field `")
-                .and_then(|m| m.split('`').next());
-            let field = match (path.as_str(), missing) {
-                (".", Some(name)) => name.to_string(),
-                ("." | "?", None) => "body".to_string(),
-                (path, Some(name)) => format!("{path}.{name}"),
-                (path, None) => path.to_string(),
-            };
-            InvalidField::new(field, message)
-        })?;
-        de.end()
-            .map_err(|e| InvalidField::new("body", describe(&e)))?;
+        let request: Self = parse_json(body)?;
         request.check(limits)
     }
 
@@ -167,29 +186,10 @@ impl CreateSessionRequest {
     }
 
     fn check(self, limits: &RequestLimits) -> Result<Self, InvalidField> {
-        if self.line_items.is_empty() || self.line_items.len() > MAX_LINE_ITEMS {
-            return Err(InvalidField::new(
-                "line_items",
-                format!("between 1 and {MAX_LINE_ITEMS} items"),
-            ));
-        }
-        for (i, item) in self.line_items.iter().enumerate() {
-            if item.quantity == 0 || item.quantity > limits.max_quantity {
-                return Err(InvalidField::new(
-                    format!("line_items[{i}].quantity"),
-                    format!("between 1 and {}", limits.max_quantity),
-                ));
-            }
-            if let Some(allowed) = &limits.allowed_prices
-                && !allowed.contains(&item.price)
-            {
-                return Err(InvalidField::new(
-                    format!("line_items[{i}].price"),
-                    "this price is not sold here",
-                ));
-            }
-        }
-        if self.customer.is_some() && self.customer_email.is_some() {
+        limits.check(&self.line_items)?;
+        if (self.customer.is_some() || self.customer_token.is_some())
+            && self.customer_email.is_some()
+        {
             return Err(InvalidField::new(
                 "customer_email",
                 "give customer or customer_email, not both",
@@ -197,6 +197,32 @@ impl CreateSessionRequest {
         }
         Ok(self)
     }
+}
+
+/// A JSON body as `T`, the error naming the field at fault (`line_items[0].price`).
+///
+/// # Errors
+/// The body is not JSON of `T`'s shape: the field at fault and why.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, InvalidField> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let message = describe(e.inner());
+        let path = e.path().to_string();
+        // serde names a missing field only in its message; make it the field at fault.
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next());
+        let field = match (path.as_str(), missing) {
+            (".", Some(name)) => name.to_string(),
+            ("." | "?", None) => "body".to_string(),
+            (path, Some(name)) => format!("{path}.{name}"),
+            (path, None) => path.to_string(),
+        };
+        InvalidField::new(field, message)
+    })?;
+    de.end()
+        .map_err(|e| InvalidField::new("body", describe(&e)))?;
+    Ok(value)
 }
 
 /// Quantities arrive as text in a form; anything that is not a number stays text and is

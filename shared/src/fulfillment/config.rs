@@ -14,6 +14,13 @@ pub struct FulfillmentConfig {
     pub lease_margin_secs: i64,
     /// Lease used where no deadline is known (the local stack).
     pub default_lease_secs: i64,
+    /// `FULFIL_ON_PROCESSING` (default false): fulfil a marked PaymentIntent as soon as it
+    /// is `processing` (digital goods); a later failure revokes it.
+    pub fulfil_on_processing: bool,
+    /// `CONNECT_FULFIL_FOREIGN_SESSIONS` (default false): act on a connected account's
+    /// Checkout Sessions this bundle did not create (Stripe sends a Connect endpoint every
+    /// connected account's events).
+    pub fulfil_foreign_sessions: bool,
 }
 
 impl FulfillmentConfig {
@@ -27,6 +34,12 @@ impl FulfillmentConfig {
             sessions_table: TableName::from_env(env, "SESSIONS_TABLE")?,
             lease_margin_secs: config::parsed_or(env, "FULFILLMENT_LEASE_MARGIN_SECS", 5)?,
             default_lease_secs: config::parsed_or(env, "FULFILLMENT_DEFAULT_LEASE_SECS", 30)?,
+            fulfil_on_processing: config::parsed_or(env, "FULFIL_ON_PROCESSING", false)?,
+            fulfil_foreign_sessions: config::parsed_or(
+                env,
+                "CONNECT_FULFIL_FOREIGN_SESSIONS",
+                false,
+            )?,
         })
     }
 }

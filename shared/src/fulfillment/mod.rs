@@ -14,6 +14,7 @@ mod config;
 mod confirmation;
 mod landing;
 mod order;
+mod payment_landing;
 mod refunds;
 mod service;
 mod stream;
@@ -26,7 +27,10 @@ pub use config::FulfillmentConfig;
 pub use confirmation::{ConfirmationConfig, ConfirmationEmail};
 pub use landing::{LandingError, LandingPage, handle as handle_landing};
 pub use order::{Fulfil, FulfilError, Fulfilled, Order};
-pub use service::{Fulfillment, Outcome, STANDALONE_METADATA_KEY, is_standalone};
+pub use payment_landing::{
+    PaymentLandingError, PaymentPage, UnknownPayments, handle as handle_payment_landing,
+};
+pub use service::{Fulfillment, Outcome, is_standalone};
 pub use stream::{
     RECORD_TIME_BUDGET_SECS, RetryLater, STREAM_EVENTS, handle as handle_stream, handle_event,
 };
@@ -58,10 +62,15 @@ impl From<MailError> for FulfilError {
     }
 }
 
+/// The Payment Element's return page's route; the other one is `GET /checkout/complete`.
+pub const PAYMENT_LANDING_PATH: &str = "/payments/complete";
+
 /// Everything the fulfillment function serves, built once at cold start.
 pub struct FulfillmentApp<F, E> {
     pub fulfillment: Fulfillment<F, E>,
     pub sessions: SessionStore,
+    /// PaymentIntents the return page answered 404 for, remembered for a minute.
+    pub unknown_payments: UnknownPayments,
 }
 
 impl<F: Fulfil, E: Entitle> FulfillmentApp<F, E> {
@@ -70,6 +79,7 @@ impl<F: Fulfil, E: Entitle> FulfillmentApp<F, E> {
         Self {
             sessions: SessionStore::new(config.sessions_table.clone(), dynamodb.clone()),
             fulfillment: Fulfillment::new(config, dynamodb, fulfiller, entitle),
+            unknown_payments: UnknownPayments::default(),
         }
     }
 
@@ -86,8 +96,17 @@ impl<F: Fulfil, E: Entitle> crate::lambda::StreamAndHttp for FulfillmentApp<F, E
         stream::handle(&self.fulfillment, batch, deadline).await
     }
 
-    /// `GET /checkout/complete`, the function's one route.
+    /// `GET /checkout/complete` and `GET /payments/complete`, the function's routes.
     async fn http(&self, request: Request, deadline: Option<i64>) -> Response<Body> {
+        if request.uri().path() == PAYMENT_LANDING_PATH {
+            return payment_landing::handle(
+                &self.fulfillment,
+                &self.unknown_payments,
+                request,
+                deadline,
+            )
+            .await;
+        }
         landing::handle(&self.fulfillment, &self.sessions, request, deadline).await
     }
 }

@@ -8,7 +8,9 @@ use serde::Serialize;
 use crate::ids::AccountId;
 use crate::mail::EmailStatus;
 use crate::store::{OrderDetails, OrderLine};
-use crate::stripe::{CheckoutSession, LineItem, PaymentIntent};
+use crate::stripe::{
+    CheckoutSession, LINES_METADATA_KEY, LineItem, PaymentIntent, RESERVED_METADATA_PREFIX,
+};
 
 /// An order about to be fulfilled: what was paid for, by whom. `details` carries the Stripe
 /// customer, the merchant's `client_reference_id` and the session's metadata, so a SaaS can
@@ -79,29 +81,83 @@ pub(super) fn session_details(session: &CheckoutSession, line_items: &[LineItem]
     }
 }
 
-/// A standalone PaymentIntent's order: one line for what it received.
+/// A standalone PaymentIntent's order: the lines `POST /payments` recorded on it
+/// (`checkout_lambda_lines`, named from its description), or one line for what it received.
 pub(super) fn payment_intent_details(intent: &PaymentIntent) -> OrderDetails {
-    OrderDetails {
-        line_items: vec![OrderLine {
+    let amount = if intent.amount_received > 0 {
+        intent.amount_received
+    } else {
+        intent.amount
+    };
+    let description = intent
+        .description
+        .clone()
+        .unwrap_or_else(|| "Payment".into());
+    let line_items = recorded_lines(intent).unwrap_or_else(|| {
+        vec![OrderLine {
             price: None,
             product: None,
-            description: intent
-                .description
-                .clone()
-                .unwrap_or_else(|| "Payment".into()),
+            description: description.clone(),
             quantity: 1,
-            amount_subtotal: intent.amount_received,
-            amount_total: intent.amount_received,
-        }],
+            amount_subtotal: amount,
+            amount_total: amount,
+        }]
+    });
+    OrderDetails {
+        line_items,
         currency: Some(intent.currency.clone()),
-        amount_subtotal: intent.amount_received,
-        amount_total: intent.amount_received,
+        amount_subtotal: amount,
+        amount_total: amount,
         customer_email: intent.receipt_email.clone(),
         customer_name: None,
         payment_intent: Some(intent.id.to_string()),
         subscription: None,
         customer: intent.customer.as_ref().map(ToString::to_string),
-        client_reference_id: None,
-        metadata: intent.metadata.clone(),
+        client_reference_id: intent.metadata.get("client_reference_id").cloned(),
+        metadata: intent
+            .metadata
+            .iter()
+            .filter(|(k, _)| !k.starts_with(RESERVED_METADATA_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     }
+}
+
+/// `price:product:quantity:unit_amount,…` as lines, named by the description's matching
+/// `Name × quantity` parts when there are as many. `None` when absent or unreadable.
+fn recorded_lines(intent: &PaymentIntent) -> Option<Vec<OrderLine>> {
+    let raw = intent.metadata.get(LINES_METADATA_KEY)?;
+    let names: Vec<&str> = intent
+        .description
+        .as_deref()
+        .map(|d| d.split(", ").collect())
+        .unwrap_or_default();
+    let parts: Vec<&str> = raw.split(',').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, part)| {
+            let mut fields = part.split(':');
+            let price = fields.next()?.to_string();
+            let product = fields.next().filter(|p| !p.is_empty()).map(str::to_string);
+            let quantity: u64 = fields.next()?.parse().ok()?;
+            let unit: i64 = fields.next()?.parse().ok()?;
+            let total = unit.checked_mul(i64::try_from(quantity).ok()?)?;
+            let description = match names.get(i) {
+                Some(name) if names.len() == parts.len() => name
+                    .rsplit_once(" × ")
+                    .map_or(*name, |(n, _)| n)
+                    .to_string(),
+                _ => price.clone(),
+            };
+            Some(OrderLine {
+                price: Some(price),
+                product,
+                description,
+                quantity,
+                amount_subtotal: total,
+                amount_total: total,
+            })
+        })
+        .collect()
 }

@@ -1,7 +1,8 @@
 //! After fulfilment: `charge.refunded`, `charge.dispute.created` and `charge.dispute.closed`
 //! move a fulfilled order to `partially_refunded`, `refunded`, `disputed`, `dispute_lost`,
-//! or back to `fulfilled` when a dispute is won. A full refund or a lost dispute revokes the
-//! order's access once (the order's access ledger).
+//! or back to `fulfilled` when a dispute is won; a delayed payment that fails after the order
+//! was fulfilled on `processing` moves it to `payment_failed`. A full refund, a lost dispute
+//! or that failure revokes the order's access once (the order's access ledger).
 //!
 //! Late and repeated events never undo a newer state: refunds are ordered by the amount
 //! refunded (Stripe's `amount_refunded` only grows), disputes by their events' `created`,
@@ -22,9 +23,17 @@ use crate::stripe::{Charge, Dispute, DisputeStatus, EventType, IdempotencyKey};
 /// What an event says happened to the payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
-    Refunded { amount_refunded: i64, full: bool },
+    Refunded {
+        amount_refunded: i64,
+        full: bool,
+    },
     DisputeOpened,
-    DisputeClosed { won: bool },
+    DisputeClosed {
+        won: bool,
+    },
+    /// A delayed payment failed after the order was fulfilled on `processing`
+    /// (`FULFIL_ON_PROCESSING`).
+    PaymentFailed,
 }
 
 /// The after-sale record `change` (of an event created at `created`) leads to, or `None`
@@ -37,6 +46,7 @@ pub fn next(current: &AfterSale, change: Change, created: i64) -> Option<AfterSa
     }
     let mut next = *current;
     match change {
+        Change::PaymentFailed => next.after_sale = Some(AfterSaleState::PaymentFailed),
         Change::Refunded {
             amount_refunded,
             full,
@@ -89,9 +99,22 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
             return Ok(Handled::Skipped("no_payment_intent"));
         };
         let account = event.account.as_ref();
-        let Some(mut order) = self.order_paid_by(&intent, account).await? else {
+        let Some(order) = self.order_paid_by(&intent, account).await? else {
             return Ok(Handled::Skipped("not_an_order"));
         };
+        self.apply_after_sale(order, change, event.created, deadline)
+            .await
+    }
+
+    /// Moves a fulfilled order on by `change` (of an event created at `created`), and revokes
+    /// its access once the state is final.
+    pub(super) async fn apply_after_sale(
+        &self,
+        mut order: OrderRecord,
+        change: Change,
+        created: i64,
+        deadline: Option<i64>,
+    ) -> Result<Handled, RetryLater> {
         if !matches!(order.state, FulfillmentState::Fulfilled { .. }) {
             // Refunded before its fulfilment finished: left for the reconciler, which
             // applies it once the order is fulfilled.
@@ -102,7 +125,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
         }
         let mut written = false;
         for _ in 0..WRITE_ATTEMPTS {
-            let Some(after) = next(&order.after, change, event.created) else {
+            let Some(after) = next(&order.after, change, created) else {
                 break;
             };
             if self
@@ -197,6 +220,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
         }
         let reason = match order.after.after_sale {
             Some(AfterSaleState::DisputeLost) => "dispute_lost",
+            Some(AfterSaleState::PaymentFailed) => "payment_failed",
             _ => "refunded",
         };
         let revoked = self

@@ -6,9 +6,10 @@ use super::{Fulfil, FulfillmentConfig, FulfillmentError, Order};
 use crate::access::{self, Entitle, Grant};
 use crate::clock::Clock;
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
+use crate::metrics::{self, Unit};
 use crate::store::{
     Claim, Completed, DynamoDb, EventStore, FulfillmentState, OrderDetails, OrderRecord,
-    OrderStore, StoreError,
+    OrderStore, SessionStore, StoreError,
 };
 use crate::stripe::{PaymentIntent, PaymentStatus, StripeClient, StripeError};
 
@@ -25,25 +26,16 @@ pub enum Outcome {
     PaymentFailed,
 }
 
-/// The metadata that marks a PaymentIntent made outside Checkout (the Payment Element) as
-/// one this bundle fulfils: `metadata[checkout_lambda_fulfil]=true`. Without it a
-/// `payment_intent.*` event is not an order of its own: a Checkout Session's PaymentIntent
-/// is fulfilled through its session, and an invoice's (a subscription's first payment, each
-/// renewal) through the subscription, never as a second order.
-pub const STANDALONE_METADATA_KEY: &str = "checkout_lambda_fulfil";
-
-/// Whether a PaymentIntent is marked for standalone fulfilment.
+/// Whether a PaymentIntent is an order of its own (`stripe::FULFIL_METADATA_KEY`).
 #[must_use]
 pub fn is_standalone(intent: &PaymentIntent) -> bool {
-    intent
-        .metadata
-        .get(STANDALONE_METADATA_KEY)
-        .is_some_and(|v| v == "true")
+    intent.is_standalone()
 }
 
 pub struct Fulfillment<F, E> {
     stripe: StripeClient,
     orders: OrderStore,
+    sessions: SessionStore,
     events: EventStore,
     fulfiller: F,
     entitle: E,
@@ -59,6 +51,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
             orders: OrderStore::new(config.orders_table.clone(), dynamodb.clone()),
+            sessions: SessionStore::new(config.sessions_table.clone(), dynamodb.clone()),
             events: EventStore::new(config.events_table.clone(), dynamodb),
             fulfiller,
             entitle,
@@ -70,6 +63,36 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
     #[must_use]
     pub fn entitle(&self) -> &E {
         &self.entitle
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &FulfillmentConfig {
+        &self.config
+    }
+
+    /// A connected account's session this bundle did not create: Stripe sends a Connect
+    /// endpoint every connected account's events, and another integration's orders are
+    /// not this bundle's to fulfil (unless `CONNECT_FULFIL_FOREIGN_SESSIONS`).
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    /// A session Stripe made from a recovery link is the bundle's when the session it
+    /// recovers is (`recovered_from`).
+    pub async fn is_foreign(
+        &self,
+        session: &SessionId,
+        recovered_from: Option<&SessionId>,
+        account: Option<&AccountId>,
+    ) -> Result<bool, StoreError> {
+        if account.is_none() || self.config.fulfil_foreign_sessions {
+            return Ok(false);
+        }
+        for id in std::iter::once(session).chain(recovered_from) {
+            if self.sessions.get(id).await?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The same service reading time from `clock` (tests).
@@ -168,7 +191,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
     }
 
     /// Fulfils a standalone PaymentIntent (Payment Element flows), one marked with
-    /// [`STANDALONE_METADATA_KEY`]. Any other (an invoice's, a Checkout Session's) is left
+    /// `stripe::FULFIL_METADATA_KEY`. Any other (an invoice's, a Checkout Session's) is left
     /// to what it belongs to, so it is never fulfilled twice; so is a marked one that
     /// belongs to a session after all.
     ///
@@ -190,14 +213,17 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
         {
             return Ok(None);
         }
-        if intent.status != "succeeded" {
-            return Ok(Some(Outcome::AwaitingPayment));
-        }
+        let payment_status = match intent.status.as_str() {
+            "succeeded" => PaymentStatus::Paid,
+            // Digital goods may go out while a bank debit settles; a failure revokes them.
+            "processing" if self.config.fulfil_on_processing => PaymentStatus::Unpaid,
+            _ => return Ok(Some(Outcome::AwaitingPayment)),
+        };
         let details = payment_intent_details(&intent);
         self.fulfil_claimed(
             intent.id.as_str(),
             account,
-            PaymentStatus::Paid,
+            payment_status,
             details,
             lease_until,
             now,
@@ -325,6 +351,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
                 until: None,
             })
             .await?;
+        metrics::emit("AccessGranted", 1.0, Unit::Count, &[("Source", "order")]);
         Ok(true)
     }
 

@@ -11,6 +11,7 @@ use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use tracing::Instrument;
 
+use super::refunds::Change;
 use super::{Fulfil, Fulfillment, FulfillmentError, Outcome, is_standalone};
 use crate::access::Entitle;
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
@@ -127,6 +128,12 @@ async fn act<F: Fulfil, E: Entitle>(
             let Some(session_id) = object_id::<SessionId>(event) else {
                 return Ok(Handled::Skipped("malformed_object_id"));
             };
+            if fulfillment
+                .is_foreign(&session_id, recovered_from(event).as_ref(), account)
+                .await?
+            {
+                return Ok(Handled::Skipped("foreign_session"));
+            }
             let session = &session_id;
             let result = fulfil_waiting(
                 fulfillment,
@@ -146,6 +153,12 @@ async fn act<F: Fulfil, E: Entitle>(
             let Some(session_id) = object_id::<SessionId>(event) else {
                 return Ok(Handled::Skipped("malformed_object_id"));
             };
+            if fulfillment
+                .is_foreign(&session_id, recovered_from(event).as_ref(), account)
+                .await?
+            {
+                return Ok(Handled::Skipped("foreign_session"));
+            }
             fulfillment
                 .record_payment_failed(session_id.as_str(), account, fulfillment.clock().now())
                 .await?;
@@ -191,15 +204,32 @@ async fn act<F: Fulfil, E: Entitle>(
             }
             let now = fulfillment.clock().now();
             if event.kind == EventType::PaymentIntentProcessing {
+                if fulfillment.config().fulfil_on_processing {
+                    let id = intent.id.clone();
+                    let result =
+                        fulfil_waiting(fulfillment, id.as_str(), deadline, |lease, now| {
+                            fulfillment.fulfill_payment_intent(intent.clone(), account, lease, now)
+                        })
+                        .await;
+                    return settle_not_found(fulfillment, id.as_str(), account, result).await;
+                }
                 fulfillment
                     .record_awaiting_payment(intent.id.as_str(), account, now)
                     .await?;
-            } else {
-                fulfillment
-                    .record_payment_failed(intent.id.as_str(), account, now)
-                    .await?;
+                return Ok(Handled::Done);
             }
-            Ok(Handled::Done)
+            fulfillment
+                .record_payment_failed(intent.id.as_str(), account, now)
+                .await?;
+            // Fulfilled on `processing` (FULFIL_ON_PROCESSING): the failure takes it back.
+            match fulfillment.orders().get(intent.id.as_str()).await? {
+                Some(order) if matches!(order.state, FulfillmentState::Fulfilled { .. }) => {
+                    fulfillment
+                        .apply_after_sale(order, Change::PaymentFailed, event.created, deadline)
+                        .await
+                }
+                _ => Ok(Handled::Done),
+            }
         }
         EventType::ChargeRefunded
         | EventType::ChargeDisputeCreated
@@ -296,6 +326,12 @@ async fn settle_not_found<F: Fulfil, E: Entitle>(
         }
         Err(err) => Err(err),
     }
+}
+
+/// The session a recovered session came from, as the stored event says.
+fn recovered_from(event: &EventRecord) -> Option<SessionId> {
+    let object: serde_json::Value = serde_json::from_str(event.object.as_deref()?).ok()?;
+    object.get("recovered_from")?.as_str()?.parse().ok()
 }
 
 fn object_id<T: std::str::FromStr>(event: &EventRecord) -> Option<T> {

@@ -8,6 +8,10 @@ use crate::stripe::StripeConfig;
 pub struct RecoveryConfig {
     pub stripe: StripeConfig,
     pub recovery_table: TableName,
+    /// Sessions created here: a connected account's session this bundle did not create is
+    /// not its to email about (unless `CONNECT_FULFIL_FOREIGN_SESSIONS`).
+    pub sessions_table: TableName,
+    pub foreign_sessions: bool,
     /// Where each event's outcome is recorded.
     pub events_table: TableName,
     pub mail: MailConfig,
@@ -22,6 +26,9 @@ pub struct RecoveryConfig {
     pub public_base_url: String,
     /// Where the payment-failed email sends the customer to order again.
     pub shop_url: Option<String>,
+    /// `PAYMENT_RETRY_URL`: the merchant's page to pay a failed Payment Element payment
+    /// again, with `{PAYMENT_INTENT_ID}`; the shop's URL when unset.
+    pub payment_retry_url: Option<String>,
     pub templates: Templates,
 }
 
@@ -46,9 +53,22 @@ impl RecoveryConfig {
             });
         }
         let hours: i64 = config::parsed_or(env, "RECOVERY_COOLDOWN_HOURS", 24)?;
+        let var = "PAYMENT_RETRY_URL";
+        let payment_retry_url = config::optional(env, var);
+        if let Some(url) = &payment_retry_url
+            && (!(url.starts_with("https://") || url.starts_with("http://"))
+                || !url.contains(super::PAYMENT_INTENT_PLACEHOLDER))
+        {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "an absolute http(s) URL with {PAYMENT_INTENT_ID}".into(),
+            });
+        }
         Ok(Self {
             stripe: StripeConfig::from_env(env)?,
             recovery_table: TableName::from_env(env, "RECOVERY_TABLE")?,
+            sessions_table: TableName::from_env(env, "SESSIONS_TABLE")?,
+            foreign_sessions: config::parsed_or(env, "CONNECT_FULFIL_FOREIGN_SESSIONS", false)?,
             events_table: TableName::from_env(env, "EVENTS_TABLE")?,
             mail: MailConfig::from_env(env)?,
             postal_address: config::required(env, "MERCHANT_POSTAL_ADDRESS")?,
@@ -57,6 +77,7 @@ impl RecoveryConfig {
             unsubscribe_secret: Secret::new(secret),
             public_base_url: public_base_url.trim_end_matches('/').to_string(),
             shop_url: config::optional(env, "MERCHANT_SHOP_URL"),
+            payment_retry_url,
             templates: Templates::from_env(env)?,
         })
     }

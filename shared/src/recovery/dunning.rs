@@ -6,12 +6,12 @@
 
 use serde::Serialize;
 
+use super::notice::Notice;
 use super::{Recovery, RecoveryError, language};
-use crate::mail::{EmailAddress, MailError, Mailer};
-use crate::metrics::{self, Unit};
+use crate::mail::{EmailAddress, Mailer};
 use crate::money::Money;
 use crate::store::{EventRecord, Handled};
-use crate::stripe::{EventType, IdempotencyKey, Invoice};
+use crate::stripe::{EventType, Invoice};
 
 #[derive(Serialize)]
 struct InvoiceContext<'a> {
@@ -72,11 +72,6 @@ impl<M: Mailer> Recovery<M> {
             invoice.id,
             invoice.attempt_count.max(1)
         );
-        let owner = IdempotencyKey::generate("renewal-notice");
-        let now = self.clock.now();
-        if !self.store.claim_notice(&key, owner.as_str(), now).await? {
-            return Ok(Handled::Skipped("already_sent"));
-        }
         let context = InvoiceContext {
             merchant_name: &self.config.mail.from_name,
             postal_address: &self.config.postal_address,
@@ -90,33 +85,14 @@ impl<M: Mailer> Recovery<M> {
             attempt: invoice.attempt_count.max(1),
             next_attempt: invoice.next_payment_attempt.map(crate::clock::iso8601),
         };
-        let template = format!("{kind}.{}", language(locale));
-        let sent = async {
-            let email = self
-                .config
-                .templates
-                .render(&template, to.clone(), context)
-                .map_err(|e| RecoveryError::Template(e.to_string()))?;
-            Ok::<_, RecoveryError>(self.mailer.send(&email).await?)
-        }
-        .await;
-        match sent {
-            Ok(message_id) => {
-                tracing::info!(invoice_id = %invoice.id, recipient = to.hashed(), message_id, kind, "renewal notice sent");
-                metrics::emit("RenewalNoticesSent", 1.0, Unit::Count, &[("Kind", kind)]);
-                Ok(Handled::Done)
-            }
-            // Counted as sent (`MailError::Unknown`): the claim is kept, nothing is resent.
-            Err(err @ RecoveryError::Mail(MailError::Unknown(_))) => {
-                tracing::warn!(invoice_id = %invoice.id, error = %err, "renewal notice outcome unknown; not resent");
-                metrics::emit("EmailOutcomeUnknown", 1.0, Unit::Count, &[("Email", kind)]);
-                Ok(Handled::Done)
-            }
-            Err(err) => {
-                self.store.release_notice(&key, owner.as_str()).await?;
-                Err(err)
-            }
-        }
+        self.send_notice(Notice {
+            key,
+            kind,
+            template: format!("{kind}.{}", language(locale)),
+            to: &to,
+            context,
+        })
+        .await
     }
 
     /// The invoice in an event, as stored or from Stripe when stored without its object.

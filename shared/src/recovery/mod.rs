@@ -12,13 +12,17 @@
 //! - `config`: what the function reads at cold start.
 //! - `abandoned`: the abandoned-cart email; `payment_failed`: the failed-payment notice;
 //!   `dunning`: a subscription's failed-renewal notices (one per invoice attempt);
+//!   `payment_notices`: a Payment Element payment pending, then failed; `notice`: sending
+//!   one transactional notice once;
 //!   `purchases`: purchases and conversions; `unsubscribe`: tokens and the route.
 //! - `stream`: the stream trigger, which routes each event to one of those.
 
 mod abandoned;
 mod config;
 mod dunning;
+mod notice;
 mod payment_failed;
+mod payment_notices;
 mod purchases;
 mod stream;
 mod unsubscribe;
@@ -29,6 +33,7 @@ use http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 pub use config::RecoveryConfig;
+pub use payment_notices::PAYMENT_INTENT_PLACEHOLDER;
 pub use unsubscribe::{
     InvalidToken, token as unsubscribe_token, verify as verify_unsubscribe_token,
 };
@@ -36,7 +41,9 @@ pub use unsubscribe::{
 use crate::clock::Clock;
 use crate::http::ApiError;
 use crate::mail::{MailError, Mailer};
-use crate::store::{DynamoDb, EventStore, RECOVERY_EVENTS, RecoveryStore, SkipReason, StoreError};
+use crate::store::{
+    DynamoDb, EventStore, RECOVERY_EVENTS, RecoveryStore, SessionStore, SkipReason, StoreError,
+};
 use crate::stripe::{EventType, StripeClient, StripeError};
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +112,7 @@ pub struct Recovery<M> {
     config: RecoveryConfig,
     stripe: StripeClient,
     store: RecoveryStore,
+    sessions: SessionStore,
     events: EventStore,
     mailer: M,
     clock: Clock,
@@ -116,6 +124,7 @@ impl<M: Mailer> Recovery<M> {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
             store: RecoveryStore::new(config.recovery_table.clone(), dynamodb.clone()),
+            sessions: SessionStore::new(config.sessions_table.clone(), dynamodb.clone()),
             events: EventStore::new(config.events_table.clone(), dynamodb),
             config,
             mailer,

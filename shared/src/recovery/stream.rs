@@ -75,6 +75,12 @@ impl<M: Mailer> Recovery<M> {
         ) {
             return self.invoice_notice(event).await;
         }
+        if matches!(
+            event.kind,
+            EventType::PaymentIntentProcessing | EventType::PaymentIntentPaymentFailed
+        ) {
+            return self.payment_notice(event).await;
+        }
         let session = match self.session_of(event).await? {
             SessionOf::Found(session) => session,
             SessionOf::NoId => return Ok(Handled::Skipped("malformed_object_id")),
@@ -86,6 +92,9 @@ impl<M: Mailer> Recovery<M> {
                 });
             }
         };
+        if self.is_foreign(&session, event.account.as_ref()).await? {
+            return Ok(Handled::Skipped("foreign_session"));
+        }
         let now = self.clock.now();
         Ok(match event.kind {
             EventType::CheckoutSessionExpired => {
@@ -110,6 +119,24 @@ impl<M: Mailer> Recovery<M> {
             }
             _ => Handled::Skipped("not_a_recovery_event"),
         })
+    }
+
+    /// A connected account's session this bundle did not create (nor recovered from one it
+    /// did): another integration's customer, not this bundle's to email.
+    async fn is_foreign(
+        &self,
+        session: &CheckoutSession,
+        account: Option<&AccountId>,
+    ) -> Result<bool, RecoveryError> {
+        if account.is_none() || self.config.foreign_sessions {
+            return Ok(false);
+        }
+        for id in std::iter::once(&session.id).chain(session.recovered_from.as_ref()) {
+            if self.sessions.get(id).await?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The session in the event: as stored, or from Stripe when it was too large to store

@@ -41,6 +41,8 @@ pub const RECOVERY_EVENTS: &[EventType] = &[
     EventType::CheckoutSessionCompleted,
     EventType::InvoicePaymentFailed,
     EventType::InvoicePaymentActionRequired,
+    EventType::PaymentIntentProcessing,
+    EventType::PaymentIntentPaymentFailed,
 ];
 
 /// A function that consumes the events stream. Which types each takes is listed here, below

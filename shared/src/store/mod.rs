@@ -8,6 +8,7 @@ mod entitlements;
 mod events;
 mod orders;
 mod recovery;
+mod requests;
 mod sessions;
 mod subscriptions;
 pub mod tables;
@@ -25,6 +26,7 @@ pub use orders::{
     OrderRecord, OrderStore,
 };
 pub use recovery::{RecoveryClaim, RecoveryStore, SkipReason};
+pub use requests::{Begun, RequestRecord, RequestStore};
 pub use sessions::{SessionRecord, SessionStore};
 pub use subscriptions::{
     InvoiceStatus, SubscriptionLine, SubscriptionRecord, SubscriptionState, SubscriptionStore,

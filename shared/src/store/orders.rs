@@ -93,6 +93,8 @@ pub enum AfterSaleState {
     Refunded,
     Disputed,
     DisputeLost,
+    /// A delayed payment failed after the order was fulfilled on `processing`.
+    PaymentFailed,
 }
 
 impl AfterSaleState {
@@ -103,12 +105,16 @@ impl AfterSaleState {
             Self::Refunded => "refunded",
             Self::Disputed => "disputed",
             Self::DisputeLost => "dispute_lost",
+            Self::PaymentFailed => "payment_failed",
         }
     }
 
     #[must_use]
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Refunded | Self::DisputeLost)
+        matches!(
+            self,
+            Self::Refunded | Self::DisputeLost | Self::PaymentFailed
+        )
     }
 }
 

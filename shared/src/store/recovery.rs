@@ -4,7 +4,8 @@
 //! Keys: `session#<cs_…>` (one claim per session), `address#<sha256 of the address>`
 //! (cooldown, opt-out, last purchase; the address itself is never stored), and
 //! `failed#<cs_…>` (the one payment-failed notice per session), and
-//! `invoice#<in_…>#<attempt>#<kind>` (one renewal notice per invoice attempt).
+//! `invoice#<in_…>#<attempt>#<kind>` (one renewal notice per invoice attempt), and
+//! `payment#<pi_…>#<attempt>#<pending|retry>` (a Payment Element payment's notices).
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
@@ -402,6 +403,14 @@ impl RecoveryStore {
             .send()
             .await;
         conditional_write("PutItem", result)
+    }
+
+    /// Whether the notice named `key` was claimed (sent, or its outcome unknown).
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn notice_claimed(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.item(s(key)).await?.is_some())
     }
 
     /// Gives a notice's claim back after a failed send, so the retry can send it.

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    AccessStore, CheckpointStore, DynamoDb, EventStore, OrderStore, RecoveryStore, SessionStore,
-    StoreError, SubscriptionStore,
+    AccessStore, CheckpointStore, DynamoDb, EventStore, OrderStore, RecoveryStore, RequestStore,
+    SessionStore, StoreError, SubscriptionStore,
 };
 
 #[derive(Debug, Clone)]
@@ -111,6 +111,15 @@ pub const ACCESS: TableSpec = TableSpec {
     sort_key: Some(AccessStore::SORT_KEY),
     stream: Some(StreamViewType::NewAndOldImages),
     ttl_attribute: None,
+    indexes: &[],
+};
+
+/// The callers' `Idempotency-Key`s, kept 24 hours.
+pub const REQUESTS: TableSpec = TableSpec {
+    partition_key: RequestStore::KEY,
+    sort_key: None,
+    stream: None,
+    ttl_attribute: Some("ttl"),
     indexes: &[],
 };
 

@@ -7,6 +7,63 @@ use crate::config::{self, ConfigError, Secret, Source};
 
 const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 
+/// Test or live: Stripe keeps the two apart, and so does the bundle. A live deployment never
+/// acts on a test event (a Connect endpoint receives connected accounts' test events too),
+/// nor a test one on a live event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripeMode {
+    Test,
+    Live,
+}
+
+impl StripeMode {
+    /// The mode of an API key: `sk_live_…`, `rk_live_…` are live, every other key is test.
+    #[must_use]
+    pub fn of_key(key: &str) -> Self {
+        if key.starts_with("sk_live_") || key.starts_with("rk_live_") {
+            Self::Live
+        } else {
+            Self::Test
+        }
+    }
+
+    #[must_use]
+    pub fn is_live(self) -> bool {
+        self == Self::Live
+    }
+
+    /// `STRIPE_MODE` (`test` or `live`), else the key's mode when the function has the key
+    /// (`STRIPE_SECRET_KEY`), else test.
+    ///
+    /// # Errors
+    /// `STRIPE_MODE` is neither `test` nor `live`, or contradicts the key.
+    pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
+        let var = "STRIPE_MODE";
+        let key = config::optional(env, "STRIPE_SECRET_KEY").map(|k| Self::of_key(&k));
+        let named = match config::optional(env, var).as_deref() {
+            None => None,
+            Some("test") => Some(Self::Test),
+            Some("live") => Some(Self::Live),
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var,
+                    reason: "test or live".into(),
+                });
+            }
+        };
+        match (named, key) {
+            (Some(named), Some(key)) if named != key => Err(ConfigError::Invalid {
+                var,
+                reason:
+                    "contradicts STRIPE_SECRET_KEY (sk_live_/rk_live_ keys are live, others test)"
+                        .into(),
+            }),
+            (Some(mode), _) | (None, Some(mode)) => Ok(mode),
+            (None, None) => Ok(Self::Test),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StripeConfig {
     pub secret_key: Secret,
@@ -30,6 +87,7 @@ impl StripeConfig {
                 reason: "expected a secret (sk_…) or restricted (rk_…) API key".into(),
             });
         }
+        StripeMode::from_env(env)?;
         let var = "STRIPE_API_BASE";
         let api_base = config::optional(env, var).unwrap_or_else(|| DEFAULT_API_BASE.into());
         let api_base =
@@ -73,6 +131,29 @@ mod tests {
         assert!(check_api_base("http://api.stripe.com").is_err());
         assert!(check_api_base("ftp://x").is_err());
         assert!(check_api_base("not a url").is_err());
+    }
+
+    #[test]
+    fn the_mode_follows_the_key_and_may_not_contradict_it() {
+        let none: [(&str, &str); 0] = [];
+        assert_eq!(StripeMode::from_env(&none), Ok(StripeMode::Test));
+        assert_eq!(
+            StripeMode::from_env(&[("STRIPE_MODE", "live")]),
+            Ok(StripeMode::Live)
+        );
+        assert_eq!(
+            StripeMode::from_env(&[("STRIPE_SECRET_KEY", "rk_live_1")]),
+            Ok(StripeMode::Live)
+        );
+        assert_eq!(
+            StripeMode::from_env(&[("STRIPE_SECRET_KEY", "sk_test_1")]),
+            Ok(StripeMode::Test)
+        );
+        assert!(
+            StripeMode::from_env(&[("STRIPE_SECRET_KEY", "sk_live_1"), ("STRIPE_MODE", "test")])
+                .is_err()
+        );
+        assert!(StripeMode::from_env(&[("STRIPE_MODE", "prod")]).is_err());
     }
 
     #[test]

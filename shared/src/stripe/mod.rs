@@ -28,7 +28,7 @@ pub use billing::{
     BillingReason, Charge, Customer, Dispute, DisputeStatus, Invoice, InvoiceLine, InvoiceParent,
     Period, Subscription, SubscriptionDetails, SubscriptionItem, SubscriptionStatus,
 };
-pub use config::StripeConfig;
+pub use config::{StripeConfig, StripeMode};
 pub use error::{ErrorKind, StripeError};
 pub use event::{Event, EventData, EventError, EventType, ObjectRef};
 pub use form::Form;
@@ -252,7 +252,35 @@ impl StripeClient {
         .await
     }
 
-    /// `GET /v1/prices/{id}`: the server-side source of amounts (application fees).
+    /// `POST /v1/payment_intents`: a payment for the Payment Element (existing customers).
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
+    pub async fn create_payment_intent(
+        &self,
+        params: &Form,
+        options: RequestOptions<'_>,
+    ) -> Result<PaymentIntent, StripeError> {
+        self.send(Method::POST, "/v1/payment_intents", params, options)
+            .await
+    }
+
+    /// `POST /v1/customer_sessions`: the Payment Element's access to a customer's saved
+    /// payment methods.
+    ///
+    /// # Errors
+    /// Stripe refused the request, or did not answer after the retries.
+    pub async fn create_customer_session(
+        &self,
+        params: &Form,
+        options: RequestOptions<'_>,
+    ) -> Result<CustomerSession, StripeError> {
+        self.send(Method::POST, "/v1/customer_sessions", params, options)
+            .await
+    }
+
+    /// `GET /v1/prices/{id}?expand[]=product`: the server-side source of amounts
+    /// (application fees, PaymentIntents) and of the product's name.
     ///
     /// # Errors
     /// Stripe refused the request, or did not answer after the retries.
@@ -265,13 +293,10 @@ impl StripeClient {
             account,
             idempotency_key: None,
         };
-        self.send(
-            Method::GET,
-            &format!("/v1/prices/{id}"),
-            &Form::new(),
-            options,
-        )
-        .await
+        let mut query = Form::new();
+        query.push("expand[]", "product");
+        self.send(Method::GET, &format!("/v1/prices/{id}"), &query, options)
+            .await
     }
 
     /// `POST /v1/promotion_codes`.

@@ -157,6 +157,34 @@ pub struct Price {
     pub currency: Currency,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+}
+
+impl Price {
+    /// A recurring price bills a subscription; only a one-time price is paid by a PaymentIntent.
+    #[must_use]
+    pub fn is_recurring(&self) -> bool {
+        self.kind.as_deref() == Some("recurring")
+    }
+
+    /// The product's id, whether or not it was expanded.
+    #[must_use]
+    pub fn product_id(&self) -> Option<&str> {
+        let product = self.product.as_ref()?;
+        product
+            .as_str()
+            .or_else(|| product.get("id").and_then(serde_json::Value::as_str))
+    }
+
+    /// The product's name, when the product was expanded.
+    #[must_use]
+    pub fn product_name(&self) -> Option<&str> {
+        self.product
+            .as_ref()?
+            .get("name")
+            .and_then(serde_json::Value::as_str)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +209,18 @@ pub struct PromotionCode {
     pub expires_at: Option<i64>,
 }
 
+/// The metadata that marks a PaymentIntent made outside Checkout (`POST /payments`, or the
+/// merchant's own Payment Element flow) as an order of its own:
+/// `metadata[checkout_lambda_fulfil]=true`. Without it a PaymentIntent is never fulfilled on
+/// its own: a Checkout Session's is fulfilled through its session, an invoice's (a
+/// subscription's first payment, each renewal) through the subscription.
+pub const FULFIL_METADATA_KEY: &str = "checkout_lambda_fulfil";
+/// The lines a marked PaymentIntent pays for, `price:product:quantity:unit_amount`
+/// comma-separated (when they fit Stripe's 500 characters).
+pub const LINES_METADATA_KEY: &str = "checkout_lambda_lines";
+/// Metadata keys starting so are the bundle's.
+pub const RESERVED_METADATA_PREFIX: &str = "checkout_lambda";
+
 /// A PaymentIntent, as in `payment_intent.*` events (Payment Element flows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaymentIntent {
@@ -198,4 +238,40 @@ pub struct PaymentIntent {
     pub description: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// For the browser's `stripe.confirmPayment`; never logged nor stored.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// The latest payment attempt's charge (an id, or the charge when expanded).
+    #[serde(default)]
+    pub latest_charge: Option<serde_json::Value>,
+}
+
+impl PaymentIntent {
+    /// Marked for fulfilment as an order of its own ([`FULFIL_METADATA_KEY`]).
+    #[must_use]
+    pub fn is_standalone(&self) -> bool {
+        self.metadata
+            .get(FULFIL_METADATA_KEY)
+            .is_some_and(|v| v == "true")
+    }
+
+    /// One payment attempt's identity: its charge, so each retry is an attempt of its own.
+    #[must_use]
+    pub fn attempt(&self) -> Option<&str> {
+        let charge = self.latest_charge.as_ref()?;
+        charge
+            .as_str()
+            .or_else(|| charge.get("id").and_then(serde_json::Value::as_str))
+    }
+}
+
+/// A CustomerSession: lets the Payment Element show and manage a customer's saved payment
+/// methods, for the client secret's short life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerSession {
+    pub client_secret: String,
+    #[serde(default)]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }

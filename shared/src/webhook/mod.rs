@@ -14,8 +14,9 @@ use crate::clock::Clock;
 use crate::config::{self, ConfigError, Source, TableName};
 use crate::http::{self as api, ApiError, PayloadTooLarge};
 use crate::ids::EventId;
+use crate::metrics::{self, Unit};
 use crate::store::{DynamoDb, EventRecord, EventStore, Recorded, StoreError};
-use crate::stripe::{Event, EventError};
+use crate::stripe::{Event, EventError, StripeMode};
 
 /// Stripe's partner event sources are `aws.partner/stripe.com/<account id>/<name>`.
 pub const EVENT_BRIDGE_SOURCE_PREFIX: &str = "aws.partner/stripe.com";
@@ -70,6 +71,8 @@ pub struct WebhookConfig {
     pub tolerance_secs: u64,
     pub events_table: TableName,
     pub retention_days: u32,
+    /// Events of the other mode are acknowledged and not stored.
+    pub mode: StripeMode,
 }
 
 impl WebhookConfig {
@@ -88,6 +91,7 @@ impl WebhookConfig {
             )?,
             events_table: TableName::from_env(env, "EVENTS_TABLE")?,
             retention_days: config::parsed_or(env, "EVENT_RETENTION_DAYS", 30)?,
+            mode: StripeMode::from_env(env)?,
         })
     }
 }
@@ -97,12 +101,16 @@ impl WebhookConfig {
 pub struct Receipt {
     pub event_id: EventId,
     pub duplicate: bool,
+    /// Why the event was acknowledged without being stored (`livemode`: the other mode's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<&'static str>,
 }
 
 pub struct WebhookReceiver {
     verifier: Verifier,
     store: EventStore,
     retention_secs: i64,
+    mode: StripeMode,
     clock: Clock,
 }
 
@@ -113,6 +121,7 @@ impl WebhookReceiver {
             verifier: Verifier::new(config.secrets, config.tolerance_secs),
             store: EventStore::new(config.events_table, dynamodb),
             retention_secs: i64::from(config.retention_days) * 86_400,
+            mode: config.mode,
             clock: Clock::system(),
         }
     }
@@ -175,6 +184,15 @@ impl WebhookReceiver {
         now: i64,
     ) -> Result<Receipt, WebhookError> {
         let event = Event::parse(body)?;
+        if event.livemode != self.mode.is_live() {
+            tracing::warn!(event_id = %event.id, event_type = %event.kind, account = event.account.as_ref().map(|a| a.as_str()), livemode = event.livemode, via, "event of the other mode acknowledged and not stored");
+            metrics::emit("EventsIgnored", 1.0, Unit::Count, &[("Reason", "livemode")]);
+            return Ok(Receipt {
+                event_id: event.id,
+                duplicate: false,
+                ignored: Some("livemode"),
+            });
+        }
         let record = EventRecord::new(&event, now, self.retention_secs);
         let recorded = self.store.record_once(&record).await?;
         let duplicate = recorded == Recorded::Duplicate;
@@ -191,6 +209,7 @@ impl WebhookReceiver {
         Ok(Receipt {
             event_id: event.id,
             duplicate,
+            ignored: None,
         })
     }
 }
