@@ -19,6 +19,12 @@
 //   6. storefront -> "Subscribe" (price_plan) -> pay -> fulfilled; the outbox shows the
 //      subscription active and prod_plan granted to its customer; the simulator's billing
 //      page cancels it; the outbox shows it canceled and the access revoked.
+//   7. /returning (a signed-in returning customer): POST /payments with a customer token, the
+//      simulator's Payment Element page offers the saved card; paying with it lands on
+//      /payments/return with the payment succeeded and the order fulfilled.
+//   8. /returning again, paid with a delayed method that fails: the return page shows the
+//      payment processing, then failed with a retry link; the outbox holds one "pending"
+//      and one "did not go through" email for the customer.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -49,6 +55,8 @@ const BUYER_NAME = 'Ada Buyer';
 const SHOPPER_EMAIL = `shopper+${RUN_ID}@example.com`;
 const SHOPPER_NAME = 'Sam Shopper';
 const SUBSCRIBER_EMAIL = `subscriber+${RUN_ID}@example.com`;
+// The simulator's demo returning customer (stripe_simulator::DEMO_CUSTOMER).
+const RETURNING_EMAIL = 'returning@example.com';
 const RECOVERY_SUBJECT = 'you left something in your cart';
 const CONFIRMATION_SUBJECT = 'your order is confirmed';
 
@@ -338,8 +346,77 @@ async function run() {
   await screenshot('6-embedded.png');
 
   const subscription = await subscribeAndCancel(outboxUrl);
+  const returning = await payAsReturningCustomer(outboxUrl);
 
-  return `e2e: paid order fulfilled (${sessionId}), ${recovery.length} recovery email, ${confirmation.length} confirmation email, embedded order fulfilled, ${subscription} granted then revoked on cancel`;
+  return `e2e: paid order fulfilled (${sessionId}), ${recovery.length} recovery email, ${confirmation.length} confirmation email, embedded order fulfilled, ${subscription} granted then revoked on cancel, returning customer paid with a saved card (${returning.paid}) and retried after a late failure (${returning.failed})`;
+}
+
+// The return page's statuses, once they reach `want` (a function of both).
+async function waitForReturn(what, expected, want) {
+  const seen = [];
+  return poll(what, expected, async () => {
+    const status = (await page.locator('#payment-status').textContent()).trim();
+    const order = (await page.locator('#order-status').textContent()).trim();
+    const retry = await page.locator('#retry').isVisible();
+    const shown = `${status}/${order}${retry ? '/retry' : ''}`;
+    if (seen[seen.length - 1] !== shown) seen.push(shown);
+    return { ok: want(status, order, retry), found: `seen: ${seen.join(' -> ')}`, seen };
+  });
+}
+
+async function payAsReturningCustomer(outboxUrl) {
+  log('step 7: returning customer, saved card');
+  await goto(`${SHOP_URL}/returning`, 'returning customer page');
+  await (await element('#pay-returning', 'returning page Pay button')).click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/elements\/pay\?/, 'after "Pay as …"');
+  const saved = await element('#saved-pm_demo_visa', 'the saved card on the Payment Element page');
+  await saved.check({ timeout: ACTION_TIMEOUT });
+  await screenshot('10-payment-element.png');
+  await (await element('#pay', 'Payment Element Pay button')).click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/payments\/return\?payment_intent=pi_/, 'after paying with the saved card');
+  const paid = new URL(page.url()).searchParams.get('payment_intent');
+  await waitForReturn('return page: saved-card payment', '"succeeded" and order "fulfilled"', (s, o) => s === 'succeeded' && o === 'fulfilled');
+  await screenshot('11-payment-return.png');
+
+  log('step 8: returning customer, a delayed method that fails');
+  await goto(`${SHOP_URL}/returning`, 'returning customer page (again)');
+  await (await element('#pay-returning', 'returning page Pay button')).click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/elements\/pay\?/, 'after "Pay as …" (again)');
+  await (await element('#pay-delayed-failure', 'Payment Element delayed-failure button')).click({ timeout: ACTION_TIMEOUT });
+  await waitForUrl(/\/payments\/return\?payment_intent=pi_/, 'after paying with a delayed method');
+  const failed = new URL(page.url()).searchParams.get('payment_intent');
+  const { seen } = await waitForReturn(
+    'return page: late failure',
+    '"requires_payment_method" with the retry link, after "processing"',
+    (s, _o, retry) => s === 'requires_payment_method' && retry,
+  );
+  if (!seen.some((s) => s.startsWith('processing'))) {
+    log(`note: the failure settled before the page first read "processing" (${seen.join(' -> ')})`);
+  }
+  await screenshot('12-payment-failed.png');
+
+  await poll(
+    'outbox: the pending and the retry emails',
+    `one "your payment is on its way" and one "your payment did not go through" email to ${RETURNING_EMAIL}`,
+    async () => {
+      await goto(outboxUrl, 'outbox (returning customer)');
+      const { emails } = await readOutbox();
+      const pending = emailsMatching(emails, RETURNING_EMAIL, 'your payment is on its way');
+      const retry = emailsMatching(emails, RETURNING_EMAIL, 'your payment did not go through');
+      return { ok: pending.length === 1 && retry.length === 1, found: json(emails.map((m) => `${m.to} | ${m.subject}`)) };
+    },
+  );
+  await sleep(SETTLE_MS);
+  await goto(outboxUrl, 'outbox (returning customer, final)');
+  const { emails } = await readOutbox();
+  for (const [subject, count] of [['your payment is on its way', 1], ['your payment did not go through', 1], [CONFIRMATION_SUBJECT, 1]]) {
+    const found = emailsMatching(emails, RETURNING_EMAIL, subject);
+    if (found.length !== count) {
+      throw new E2EError(`outbox: "${subject}" to the returning customer`, `${count} email(s)`, `${found.length}`);
+    }
+  }
+  await screenshot('13-outbox-returning.png');
+  return { paid, failed };
 }
 
 // The outbox's subscriptions and access rows.

@@ -236,6 +236,11 @@ async fn sessions_line_items_and_prices_parse_in_the_clients_types() {
         .await
         .unwrap();
     assert_eq!(price.unit_amount, Some(2500));
+    assert_eq!(
+        (price.product_id(), price.product_name()),
+        (Some("prod_tea"), Some("Tea box")),
+        "the product expanded, as the client asks"
+    );
     let missing = client
         .retrieve_price(&"price_nope".parse().unwrap(), None)
         .await

@@ -30,7 +30,7 @@ use checkout_core::{
 use stripe_simulator::{Simulator, SimulatorConfig};
 use tracing_subscriber::EnvFilter;
 
-use crate::storefront::{Product, Storefront, StorefrontConfig};
+use crate::storefront::{Product, ReturningCustomer, Storefront, StorefrontConfig};
 
 pub type Fulfillment = FulfillmentApp<ConfirmationEmail<SesMailer>, AccessTable>;
 
@@ -161,6 +161,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         orders_table: config::optional(env, "ORDERS_TABLE"),
         subscriptions_table: config::optional(env, "SUBSCRIPTIONS_TABLE"),
         access_table: config::optional(env, "ACCESS_TABLE"),
+        // The simulator's demo customer, or with real Stripe the one STOREFRONT_CUSTOMER names.
+        returning: config::optional(env, "CUSTOMER_TOKEN_SECRET").and_then(|token_secret| {
+            let customer = match &simulator {
+                Some(_) => Some(stripe_simulator::DEMO_CUSTOMER.to_string()),
+                None => config::optional(env, "STOREFRONT_CUSTOMER"),
+            }?;
+            Some(ReturningCustomer {
+                customer,
+                name: "Robin".into(),
+                token_secret,
+            })
+        }),
     });
     let bundle = Arc::new(Bundle {
         webhook: WebhookReceiver::new(webhook_config, dynamodb.clone()),

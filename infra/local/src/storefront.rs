@@ -1,6 +1,7 @@
 //! Development-only pages served next to the bundle's routes by `make dev`: a demo merchant
 //! storefront (`/`), an embedded-mode example (`/embedded`), the success page the hosted
-//! checkout returns to (`/thanks`), and an outbox of the emails sent through moto's SES with
+//! checkout returns to (`/thanks`), a returning customer's Payment Element page (`/returning`)
+//! and its return page (`/payments/return`), and an outbox of the emails sent through moto's SES with
 //! the orders, subscriptions and access tables (`/dev/outbox`). None of this is in a Lambda
 //! binary.
 
@@ -37,7 +38,16 @@ pub struct Storefront {
     orders_table: Option<String>,
     subscriptions_table: Option<String>,
     access_table: Option<String>,
+    returning: Option<ReturningCustomer>,
     http: Client<HttpConnector, Empty<Bytes>>,
+}
+
+/// The demo's signed-in returning customer, and the secret its "server" mints tokens with.
+#[derive(Debug, Clone)]
+pub struct ReturningCustomer {
+    pub customer: String,
+    pub name: String,
+    pub token_secret: String,
 }
 
 #[derive(Serialize)]
@@ -83,6 +93,7 @@ pub struct StorefrontConfig {
     pub orders_table: Option<String>,
     pub subscriptions_table: Option<String>,
     pub access_table: Option<String>,
+    pub returning: Option<ReturningCustomer>,
 }
 
 impl Storefront {
@@ -97,6 +108,14 @@ impl Storefront {
             ("thanks.html", include_str!("../templates/thanks.html")),
             ("embedded.html", include_str!("../templates/embedded.html")),
             ("outbox.html", include_str!("../templates/outbox.html")),
+            (
+                "returning.html",
+                include_str!("../templates/returning.html"),
+            ),
+            (
+                "payment_return.html",
+                include_str!("../templates/payment_return.html"),
+            ),
         ] {
             pages
                 .add_template(name, source)
@@ -113,6 +132,7 @@ impl Storefront {
             orders_table: config.orders_table,
             subscriptions_table: config.subscriptions_table,
             access_table: config.access_table,
+            returning: config.returning,
             http: Client::builder(TokioExecutor::new()).build_http(),
         }
     }
@@ -120,7 +140,10 @@ impl Storefront {
     /// The page for `path`, or `None` when the path is not the storefront's.
     pub async fn page(&self, request: &Request) -> Option<Response<Body>> {
         let path = request.uri().path();
-        if !matches!(path, "/" | "/embedded" | "/thanks" | "/dev/outbox") {
+        if !matches!(
+            path,
+            "/" | "/embedded" | "/thanks" | "/dev/outbox" | "/returning" | "/payments/return"
+        ) {
             return None;
         }
         if request.method() != Method::GET {
@@ -130,6 +153,24 @@ impl Storefront {
         let (name, extra) = match path {
             "/" => ("storefront.html", json!({"products": self.products})),
             "/thanks" => ("thanks.html", json!({})),
+            "/payments/return" => ("payment_return.html", json!({})),
+            "/returning" => {
+                let Some(returning) = &self.returning else {
+                    return Some(checkout_core::http::not_found());
+                };
+                let retry = request.uri().query().is_some_and(|q| q.contains("retry="));
+                (
+                    "returning.html",
+                    json!({
+                        "customer": returning.customer,
+                        "customer_name": returning.name,
+                        "token": returning.token(),
+                        "products": self.products,
+                        "publishable_key": self.publishable_key,
+                        "retry": retry,
+                    }),
+                )
+            }
             "/embedded" => {
                 let first = self.products.first();
                 (
@@ -325,5 +366,17 @@ impl Storefront {
                 source: r.source,
             })
             .collect()
+    }
+}
+
+impl ReturningCustomer {
+    /// What the merchant's server does after its login: a token for this page view.
+    fn token(&self) -> String {
+        let claims = checkout_core::callers::CustomerClaims {
+            customer: self.customer.parse().expect("a customer id"),
+            client_reference_id: Some("demo-user".into()),
+            exp: checkout_core::clock::Clock::system().now() + 600,
+        };
+        checkout_core::callers::mint(self.token_secret.as_bytes(), &claims)
     }
 }

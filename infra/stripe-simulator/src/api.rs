@@ -388,7 +388,7 @@ impl Simulator {
                     .collect();
                 page(items, query, path)
             }
-            (&Method::GET, ["prices", id]) => self.price(id),
+            (&Method::GET, ["prices", id]) => self.price(id, expands(query, "product")),
             (&Method::POST, ["payment_intents"]) => self.create_payment_intent(body, account),
             (&Method::GET, ["payment_intents", id]) => self.payment_intent(id, account),
             (&Method::POST, ["customer_sessions"]) => self.create_customer_session(body, account),
@@ -686,10 +686,18 @@ impl Simulator {
         page(all, query, "/v1/checkout/sessions")
     }
 
-    fn price(&self, id: &str) -> Result<Value, ApiError> {
-        self.catalog_price(id)
-            .map(crate::CatalogPrice::json)
-            .ok_or_else(|| missing("price", id))
+    /// A catalog price; with `expand[]=product`, its product as an object (id, name), as
+    /// Stripe expands it.
+    fn price(&self, id: &str, expand_product: bool) -> Result<Value, ApiError> {
+        let price = self.catalog_price(id).ok_or_else(|| missing("price", id))?;
+        let mut json = price.json();
+        if expand_product {
+            json["product"] = serde_json::json!({
+                "id": price.product, "object": "product", "name": price.name, "active": true,
+                "livemode": false, "metadata": {},
+            });
+        }
+        Ok(json)
     }
 
     /// An invoice's PaymentIntent is kept with the billing objects; a payment-mode session's

@@ -219,7 +219,15 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
             "processing" if self.config.fulfil_on_processing => PaymentStatus::Unpaid,
             _ => return Ok(Some(Outcome::AwaitingPayment)),
         };
-        let details = payment_intent_details(&intent);
+        let mut details = payment_intent_details(&intent);
+        // A Payment Element order names its customer, not an address: ask Stripe for it.
+        if details.customer_email.is_none()
+            && let Some(customer) = &intent.customer
+        {
+            let customer = self.stripe.retrieve_customer(customer, account).await?;
+            details.customer_email = customer.email;
+            details.customer_name = customer.name;
+        }
         self.fulfil_claimed(
             intent.id.as_str(),
             account,

@@ -252,13 +252,15 @@ impl Dispute {
     }
 }
 
-/// A customer, for the email address and language of a renewal notice.
+/// A customer: the address, name and language of its emails.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
     pub id: CustomerId,
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub preferred_locales: Vec<String>,
 }
 
