@@ -48,6 +48,9 @@ LAMBDA_TARGET := aarch64-unknown-linux-gnu
 export SAM_CLI_TELEMETRY := 0
 
 E2E_DIR := tests/e2e
+# Where cargo puts binaries: `CARGO_TARGET_DIR`, a parent workspace's or `target/`, as cargo
+# itself decides (read once, lazily, only by the targets that run a built binary).
+TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: help dev test e2e lint bench fmt clean build validate sam-build deploy ops
@@ -69,7 +72,7 @@ $(MOTO):
 
 dev: $(MOTO)
 	cargo build -p local-stack
-	MOTO_ENDPOINT_FILE=.local/aws-endpoint infra/with-moto.sh target/debug/local-stack
+	MOTO_ENDPOINT_FILE=.local/aws-endpoint infra/with-moto.sh "$(TARGET_DIR)/debug/local-stack"
 
 # nextest (on the machine image) runs each test in its own process and ends on one summary
 # line; plain cargo test is the fallback.
@@ -91,7 +94,8 @@ build: $(DEPLOY_TOOLS)
 	@rustup target list --installed 2>/dev/null | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET)
 	PATH=$(DEPLOY_BIN):$$PATH cargo lambda build --release --arm64 $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do \
-	  printf '%-15s %9d bytes  %s\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap) "$$(file -b target/lambda/$$f/bootstrap | cut -d, -f1-2)"; \
+	  bin="$(TARGET_DIR)/lambda/$$f/bootstrap"; \
+	  printf '%-15s %9d bytes  %s\n' $$f $$(stat -c %s "$$bin") "$$(file -b "$$bin" | cut -d, -f1-2)"; \
 	done
 
 sam-build: $(DEPLOY_TOOLS)
@@ -119,7 +123,7 @@ e2e: export STRIPE_SIMULATOR_PORT = 12211
 e2e: export STRIPE_SECRET_KEY =
 e2e: $(MOTO) $(CHROMIUM) $(E2E_DIR)/node_modules
 	cargo build -p local-stack
-	infra/e2e.sh
+	LOCAL_STACK="$(TARGET_DIR)/debug/local-stack" infra/e2e.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -8,7 +8,9 @@ cd "$root"
 mkdir -p .local tests/e2e/artifacts
 
 # Its own process group, so one signal stops moto and the server together.
-setsid infra/with-moto.sh target/debug/local-stack >.local/e2e-stack.log 2>&1 &
+# The binary `make e2e` built, wherever cargo put it (CARGO_TARGET_DIR).
+stack_bin=${LOCAL_STACK:-$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/debug/local-stack}
+setsid infra/with-moto.sh "$stack_bin" >.local/e2e-stack.log 2>&1 &
 stack=$!
 trap 'kill -INT -- -"$stack" 2>/dev/null || true; wait "$stack" 2>/dev/null || true' EXIT
 

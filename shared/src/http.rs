@@ -82,11 +82,20 @@ pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     response
 }
 
-/// A body over a handler's size limit, refused before it is parsed.
+/// A body over a handler's size limit, refused before it is parsed. The message gives the
+/// limit as the README does (64 KB, 1 MiB) and in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the body is over the {limit}-byte limit")]
+#[error("the body is over the {} limit ({limit} bytes)", human_size(*limit))]
 pub struct PayloadTooLarge {
     pub limit: usize,
+}
+
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 && b % (1024 * 1024) == 0 => format!("{} MiB", b / (1024 * 1024)),
+        b if b >= 1024 && b % 1024 == 0 => format!("{} KB", b / 1024),
+        b => format!("{b}-byte"),
+    }
 }
 
 impl PayloadTooLarge {
@@ -114,6 +123,24 @@ impl ApiError for PayloadTooLarge {
 #[must_use]
 pub fn payload_too_large(limit: usize) -> Response<Body> {
     error(&PayloadTooLarge { limit })
+}
+
+/// The answer for a request whose body could not be read (bad chunked encoding, a dropped
+/// connection): the client's error, not a size.
+#[must_use]
+pub fn unreadable_body() -> Response<Body> {
+    #[derive(Debug, thiserror::Error)]
+    #[error("the request body could not be read")]
+    struct Unreadable;
+    impl ApiError for Unreadable {
+        fn status(&self) -> StatusCode {
+            StatusCode::BAD_REQUEST
+        }
+        fn code(&self) -> &'static str {
+            "unreadable_body"
+        }
+    }
+    error(&Unreadable)
 }
 
 /// The answer for a path the bundle does not serve.

@@ -443,6 +443,29 @@ async fn bad_requests_get_a_400_naming_the_field_and_stripe_is_not_called() {
         ("text/plain", ONE_ITEM, &[], 415, ""),
         ("application/json", &"x".repeat(70_000), &[], 413, ""),
     ];
+    // curl's `-d '{…}'` without `-H 'Content-Type: application/json'` sends JSON as a form.
+    for content_type in ["application/x-www-form-urlencoded", "text/plain"] {
+        let response =
+            checkout::handle(&creator, checkout_request(content_type, ONE_ITEM, &[])).await;
+        assert_eq!(response.status(), 415, "{content_type}");
+        let message = body_json(&response)["error"]["message"].to_string();
+        assert!(
+            message.contains("Content-Type: application/json"),
+            "the answer says what to send: {message}"
+        );
+    }
+    let too_large = checkout::handle(
+        &creator,
+        checkout_request("application/json", &"x".repeat(70_000), &[]),
+    )
+    .await;
+    assert!(
+        body_json(&too_large)["error"]["message"]
+            .to_string()
+            .contains("64 KB limit (65536 bytes)"),
+        "the limit the README gives (64 KB): {}",
+        body_json(&too_large)
+    );
     for (content_type, body, headers, status, param) in cases {
         let response =
             checkout::handle(&creator, checkout_request(content_type, body, headers)).await;

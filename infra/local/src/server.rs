@@ -44,8 +44,20 @@ async fn answer(
     request: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
-    let response = match Limited::new(body, READ_LIMIT + 1).collect().await {
-        Err(_) => api::payload_too_large(READ_LIMIT),
+    // API Gateway refuses bodies over its own cap before the function runs; locally, each
+    // route's handler limit is the cap, so the 413 names the limit the README gives.
+    let limit = match parts.uri.path() {
+        "/checkout/sessions" | checkout::PAYMENTS_PATH => checkout::MAX_BODY_BYTES,
+        _ => READ_LIMIT,
+    };
+    let response = match Limited::new(body, limit + 1).collect().await {
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => api::payload_too_large(limit),
+        // A body that could not be read (bad chunked encoding, a dropped connection) is the
+        // client's error, not a size.
+        Err(err) => {
+            tracing::warn!(error = %err, "request body unreadable");
+            api::unreadable_body()
+        }
         Ok(collected) => {
             let request = Request::from_parts(parts, Body::from(collected.to_bytes().to_vec()));
             let method = request.method().clone();

@@ -509,11 +509,15 @@ impl Simulator {
                 .unwrap_or("1")
                 .parse()
                 .map_err(|_| {
-                    bad_request(
-                        "quantity must be a positive integer",
-                        &format!("line_items[{i}][quantity]"),
-                    )
+                    bad_request("Invalid integer", &format!("line_items[{i}][quantity]"))
                 })?;
+            // As Stripe refuses it, so a test cannot pass on a cart Stripe would reject.
+            if quantity == 0 {
+                return Err(bad_request(
+                    "This value must be greater than or equal to 1.",
+                    &format!("line_items[{i}][quantity]"),
+                ));
+            }
             let amount = price
                 .unit_amount
                 .saturating_mul(i64::try_from(quantity).unwrap_or(i64::MAX));

@@ -56,6 +56,14 @@ fn content_type(request: &Request) -> Option<String> {
         .map(|v| v.trim().to_ascii_lowercase())
 }
 
+/// A body that is a JSON object or array, whatever its declared type.
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
+}
+
 /// The caller's `Idempotency-Key`, checked.
 fn caller_key(request: &Request) -> Result<Option<String>, CheckoutError> {
     let Some(value) = request.headers().get("idempotency-key") else {
@@ -119,6 +127,7 @@ async fn create(
     let limits = &creator.config().limits;
     let (parsed, is_form) = match content_type(request).as_deref() {
         Some("application/json") => (CreateSessionRequest::from_json(body, limits)?, false),
+        _ if looks_like_json(body) => return Err(CheckoutError::JsonWithoutJsonType),
         Some("application/x-www-form-urlencoded") => {
             (CreateSessionRequest::from_form(body, limits)?, true)
         }
@@ -168,7 +177,11 @@ async fn pay(creator: &SessionCreator, request: &Request) -> Result<Response<Bod
     let body: &[u8] = request.body().as_ref();
     PayloadTooLarge::check(body, MAX_BODY_BYTES)?;
     if content_type(request).as_deref() != Some("application/json") {
-        return Err(CheckoutError::UnsupportedMediaType);
+        return Err(if looks_like_json(body) {
+            CheckoutError::JsonWithoutJsonType
+        } else {
+            CheckoutError::UnsupportedMediaType
+        });
     }
     let parsed = PaymentRequest::from_json(body, &creator.config().limits)?;
     let now = creator.clock().now();

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 pub use config::{CheckoutConfig, ConnectConfig, FeePolicy};
 pub use cors::Cors;
-pub use handler::{PAYMENTS_PATH, handle};
+pub use handler::{MAX_BODY_BYTES, PAYMENTS_PATH, handle};
 pub use payment::{CreatedPayment, PaymentRequest, PaymentsPolicy};
 pub use prices::PriceCache;
 pub use request::{
@@ -44,6 +44,11 @@ pub enum CheckoutError {
     Invalid(#[from] InvalidField),
     #[error("the body must be application/json or application/x-www-form-urlencoded")]
     UnsupportedMediaType,
+    /// The most common curl mistake: `-d '{…}'` sends JSON as a form.
+    #[error(
+        "this body is JSON: send it with Content-Type: application/json (curl: -H 'Content-Type: application/json')"
+    )]
+    JsonWithoutJsonType,
     #[error(transparent)]
     TooLarge(#[from] PayloadTooLarge),
     #[error("origin not allowed")]
@@ -65,7 +70,9 @@ impl ApiError for CheckoutError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Invalid(_) | Self::CustomerUnusable => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::JsonWithoutJsonType => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::TooLarge(err) => err.status(),
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::IdempotencyConflict => StatusCode::CONFLICT,
@@ -78,7 +85,7 @@ impl ApiError for CheckoutError {
     fn code(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "invalid_request",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType | Self::JsonWithoutJsonType => "unsupported_media_type",
             Self::TooLarge(err) => err.code(),
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::IdempotencyConflict => "idempotency_conflict",

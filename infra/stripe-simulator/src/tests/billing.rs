@@ -27,6 +27,22 @@ async fn a_cart_that_does_not_fit_the_mode_is_refused_as_stripe_refuses_it() {
             "No such price: 'price_nope'",
             "line_items[1][price]",
         ),
+        (
+            session_form("payment", &["price_mug"]).replace(
+                "line_items%5B0%5D%5Bquantity%5D=1",
+                "line_items%5B0%5D%5Bquantity%5D=0",
+            ),
+            "This value must be greater than or equal to 1.",
+            "line_items[0][quantity]",
+        ),
+        (
+            session_form("payment", &["price_mug"]).replace(
+                "line_items%5B0%5D%5Bquantity%5D=1",
+                "line_items%5B0%5D%5Bquantity%5D=-2",
+            ),
+            "Invalid integer",
+            "line_items[0][quantity]",
+        ),
     ];
     for (form, message, param) in cases {
         let (status, answer) = api(&sim, "POST", "/v1/checkout/sessions", &form, None);
