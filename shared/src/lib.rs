@@ -11,7 +11,8 @@
 //! 2. Adapters to the outside: `http` (errors as HTTP answers; knows no domain), `stripe`
 //!    (the API client, Stripe's objects and events), `store` (DynamoDB tables), `mail`
 //!    (addresses, templates, SES), `access` (the `Entitle` seam and its default table),
-//!    `callers` (server calls by API key, customer tokens),
+//!    `callers` (server calls by API key, customer tokens), `pages` (the customer pages'
+//!    stylesheet, favicon, HTML escaping),
 //!    `lambda` (triggers), `aws`, `secrets`, `metrics`.
 //! 3. Domain, one per concept, which never import each other: `webhook`, `checkout`,
 //!    `fulfillment`, `subscriptions`, `recovery`.
@@ -34,6 +35,7 @@ pub mod http;
 pub mod lambda;
 pub mod mail;
 pub mod metrics;
+pub mod pages;
 pub mod secrets;
 pub mod store;
 pub mod stripe;

@@ -244,6 +244,7 @@ macro_rules! compiled_templates {
 }
 
 const DEFAULT_TEMPLATES: &[(&str, &str)] = compiled_templates![
+    "email_layout.html",
     "confirmation.subject.txt",
     "confirmation.html",
     "confirmation.txt",

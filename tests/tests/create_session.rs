@@ -448,6 +448,10 @@ async fn bad_requests_get_a_400_naming_the_field_and_stripe_is_not_called() {
         let response =
             checkout::handle(&creator, checkout_request(content_type, ONE_ITEM, &[])).await;
         assert_eq!(response.status(), 415, "{content_type}");
+        assert_eq!(
+            body_json(&response)["error"]["code"],
+            "unsupported_media_type"
+        );
         let message = body_json(&response)["error"]["message"].to_string();
         assert!(
             message.contains("Content-Type: application/json"),
@@ -479,7 +483,9 @@ async fn bad_requests_get_a_400_naming_the_field_and_stripe_is_not_called() {
         .uri("/checkout/sessions")
         .body(Body::Empty)
         .unwrap();
-    assert_eq!(checkout::handle(&creator, get).await.status(), 405);
+    let not_post = checkout::handle(&creator, get).await;
+    assert_eq!(not_post.status(), 405);
+    assert_eq!(body_json(&not_post)["error"]["code"], "method_not_allowed");
     assert!(
         h.stripe_requests().await.is_empty(),
         "Stripe is not called for invalid input"
@@ -565,6 +571,7 @@ async fn cors_allows_configured_origins_only() {
     )
     .await;
     assert_eq!(refused.status(), 403);
+    assert_eq!(body_json(&refused)["error"]["code"], "origin_not_allowed");
     assert!(
         !refused
             .headers()

@@ -344,7 +344,10 @@ async fn bad_requests_get_a_clear_400_and_store_nothing() {
         .uri("/webhooks/stripe")
         .body(Body::Empty)
         .unwrap();
-    assert_eq!(webhook::handle(&receiver, get).await.status(), 405);
+    let not_post = webhook::handle(&receiver, get).await;
+    assert_eq!(not_post.status(), 405);
+    assert_eq!(json_body(&not_post)["error"]["code"], "method_not_allowed");
+    assert_eq!(not_post.headers()["allow"], "POST");
     assert_eq!(
         item_count(&client, &table).await,
         0,

@@ -153,11 +153,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let storefront = Storefront::new(StorefrontConfig {
         merchant: config::optional(env, "MERCHANT_NAME").unwrap_or_else(|| "Demo Shop".into()),
+        shop_url: config::optional(env, "MERCHANT_SHOP_URL"),
         products,
         simulator: simulator.as_ref().map(|s| s.config().public_url.clone()),
         publishable_key: config::optional(env, "STRIPE_PUBLISHABLE_KEY"),
         aws_endpoint,
         dynamodb: dynamodb.clone(),
+        events_table: Some(events_table.clone()),
         orders_table: config::optional(env, "ORDERS_TABLE"),
         subscriptions_table: config::optional(env, "SUBSCRIPTIONS_TABLE"),
         access_table: config::optional(env, "ACCESS_TABLE"),

@@ -36,6 +36,11 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
         env.add_template(name, source)
             .expect("simulator templates parse");
     }
+    // The one stylesheet of the pages a customer sees, the bundle's own (layout.html).
+    env.add_global(
+        "pages_css",
+        minijinja::Value::from_safe_string(checkout_core::pages::PAGES_CSS.to_string()),
+    );
     env
 }
 

@@ -11,6 +11,7 @@ use super::{Recovery, RecoveryError};
 use crate::config::Secret;
 use crate::http as api;
 use crate::mail::{EmailAddress, Mailer};
+use crate::pages::{FAVICON, PAGES_CSS, escape_html};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("token: not a valid unsubscribe token")]
@@ -91,9 +92,10 @@ impl<M: Mailer> Recovery<M> {
                 api::json(StatusCode::OK, &serde_json::json!({"unsubscribed": true}))
             }
             Ok(()) => {
-                let mut response = Response::new(Body::from(
-                    "<!doctype html><html><body><h1>You are unsubscribed</h1><p>You will not receive cart reminders any more.</p></body></html>",
-                ));
+                let mut response = Response::new(Body::from(page(
+                    &self.config.mail.from_name,
+                    self.config.shop_url.as_deref(),
+                )));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/html; charset=utf-8"),
@@ -104,9 +106,91 @@ impl<M: Mailer> Recovery<M> {
     }
 }
 
+/// The page a customer sees after following the link: the merchant's name, linked to
+/// `MERCHANT_SHOP_URL` when it is set (and an http(s) URL), everything printed escaped.
+fn page(merchant: &str, shop_url: Option<&str>) -> String {
+    let name = escape_html(merchant);
+    let shop = shop_url
+        .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
+        .map(escape_html);
+    let (header, back) = match &shop {
+        Some(url) => (
+            format!(r#"<a class="merchant" href="{url}">{name}</a>"#),
+            format!(r#"<p><a id="back-to-shop" href="{url}">Back to {name}</a></p>"#),
+        ),
+        None => (
+            format!(r#"<span class="merchant">{name}</span>"#),
+            String::new(),
+        ),
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>You are unsubscribed · {name}</title>
+<link rel="icon" href="{FAVICON}">
+<style>
+{PAGES_CSS}</style>
+</head>
+<body>
+<header class="site"><div class="site-inner">{header}</div></header>
+<main>
+<div class="card" id="unsubscribed">
+<h1>You are unsubscribed</h1>
+<p>You will not receive cart reminders any more.</p>
+{back}</div>
+</main>
+</body>
+</html>
+"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_names_the_merchant_and_links_back_to_the_shop() {
+        let html = page("Demo Shop", Some("https://shop.example/"));
+        assert!(html.contains("<h1>You are unsubscribed</h1>"));
+        assert!(html.contains("You will not receive cart reminders any more."));
+        assert!(html.contains(r#"<a class="merchant" href="https://shop.example/">Demo Shop</a>"#));
+        assert!(html.contains(r#"href="https://shop.example/">Back to Demo Shop</a>"#));
+        assert!(
+            html.contains(
+                r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#
+            )
+        );
+        assert!(html.contains(r#"<link rel="icon" href="data:image/svg+xml,"#));
+        assert!(html.contains(PAGES_CSS), "the shared stylesheet, inline");
+    }
+
+    #[test]
+    fn without_a_shop_url_there_is_no_link() {
+        for shop in [None, Some("javascript:alert(1)"), Some("")] {
+            let html = page("Demo Shop", shop);
+            assert!(!html.contains("<a "), "{shop:?}");
+            assert!(html.contains(r#"<span class="merchant">Demo Shop</span>"#));
+        }
+    }
+
+    #[test]
+    fn the_page_escapes_what_it_prints() {
+        let html = page(
+            r#"<script>alert("x")</script> & 'Co'"#,
+            Some(r#"https://shop.example/?a=1&b="><script>"#),
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;Co&#39;")
+        );
+        assert!(
+            html.contains(r#"href="https://shop.example/?a=1&amp;b=&quot;&gt;&lt;script&gt;""#)
+        );
+    }
 
     #[test]
     fn tokens_round_trip_and_refuse_forgeries() {
