@@ -17,6 +17,7 @@ mod order;
 mod payment_landing;
 mod refunds;
 mod service;
+mod standalone;
 mod stream;
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;

@@ -43,6 +43,23 @@ pub struct Fulfilled {
     pub email: Option<EmailStatus>,
 }
 
+/// Who an order's access is for and what it covers: its holder (`access::holder`) and its
+/// lines' products (a price where the product is unknown). `None` when it names nobody.
+pub(super) fn access_of(details: &OrderDetails) -> Option<(String, Vec<String>)> {
+    let customer = details.customer.as_deref().and_then(|c| c.parse().ok());
+    let holder = crate::access::holder(
+        customer.as_ref(),
+        details.client_reference_id.as_deref(),
+        details.customer_email.as_deref(),
+    )?;
+    let products = details
+        .line_items
+        .iter()
+        .filter_map(|line| line.product.clone().or_else(|| line.price.clone()))
+        .collect();
+    Some((holder, products))
+}
+
 /// A Checkout Session's order, with every line item (all pages).
 pub(super) fn session_details(session: &CheckoutSession, line_items: &[LineItem]) -> OrderDetails {
     let details = session.customer_details.clone().unwrap_or_default();

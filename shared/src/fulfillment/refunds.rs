@@ -9,9 +9,10 @@
 //! and `refunded` and `dispute_lost` are final. Each write is conditional on the after-sale
 //! record read just before, so concurrent events are applied one after the other.
 
+use super::order::access_of;
 use super::stream::RetryLater;
 use super::{Fulfil, Fulfillment, FulfillmentError};
-use crate::access::{self, Entitle, Revoke};
+use crate::access::{Entitle, Revoke};
 use crate::ids::{AccountId, PaymentIntentId};
 use crate::metrics::{self, Unit};
 use crate::store::{
@@ -191,15 +192,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
         if order.access != Some(AccessState::Granted) {
             return Ok(());
         }
-        let Some(details) = &order.details else {
-            return Ok(());
-        };
-        let customer = details.customer.as_deref().and_then(|c| c.parse().ok());
-        let Some(holder) = access::holder(
-            customer.as_ref(),
-            details.client_reference_id.as_deref(),
-            details.customer_email.as_deref(),
-        ) else {
+        let Some((holder, products)) = order.details.as_ref().and_then(access_of) else {
             return Ok(());
         };
         let now = self.clock().now();
@@ -229,11 +222,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
                 key: order.order_id.clone(),
                 account: order.account.clone(),
                 holder,
-                products: details
-                    .line_items
-                    .iter()
-                    .filter_map(|line| line.product.clone().or_else(|| line.price.clone()))
-                    .collect(),
+                products,
                 reason,
             })
             .await;

@@ -1,9 +1,9 @@
 //! The exactly-once flow over the orders table: read, retrieve from Stripe, claim under a
 //! lease, call `Fulfil`, complete. Safe to run any number of times at once for one order.
 
-use super::order::{payment_intent_details, session_details};
+use super::order::{access_of, session_details};
 use super::{Fulfil, FulfillmentConfig, FulfillmentError, Order};
-use crate::access::{self, Entitle, Grant};
+use crate::access::{Entitle, Grant};
 use crate::clock::Clock;
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
 use crate::metrics::{self, Unit};
@@ -190,56 +190,6 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
         .await
     }
 
-    /// Fulfils a standalone PaymentIntent (Payment Element flows), one marked with
-    /// `stripe::FULFIL_METADATA_KEY`. Any other (an invoice's, a Checkout Session's) is left
-    /// to what it belongs to, so it is never fulfilled twice; so is a marked one that
-    /// belongs to a session after all.
-    ///
-    /// # Errors
-    /// As [`Self::fulfill_checkout`].
-    pub async fn fulfill_payment_intent(
-        &self,
-        intent: PaymentIntent,
-        account: Option<&AccountId>,
-        lease_until: i64,
-        now: i64,
-    ) -> Result<Option<Outcome>, FulfillmentError> {
-        if !is_standalone(&intent)
-            || self
-                .stripe
-                .session_for_payment_intent(&intent.id, account)
-                .await?
-                .is_some()
-        {
-            return Ok(None);
-        }
-        let payment_status = match intent.status.as_str() {
-            "succeeded" => PaymentStatus::Paid,
-            // Digital goods may go out while a bank debit settles; a failure revokes them.
-            "processing" if self.config.fulfil_on_processing => PaymentStatus::Unpaid,
-            _ => return Ok(Some(Outcome::AwaitingPayment)),
-        };
-        let mut details = payment_intent_details(&intent);
-        // A Payment Element order names its customer, not an address: ask Stripe for it.
-        if details.customer_email.is_none()
-            && let Some(customer) = &intent.customer
-        {
-            let customer = self.stripe.retrieve_customer(customer, account).await?;
-            details.customer_email = customer.email;
-            details.customer_name = customer.name;
-        }
-        self.fulfil_claimed(
-            intent.id.as_str(),
-            account,
-            payment_status,
-            details,
-            lease_until,
-            now,
-        )
-        .await
-        .map(Some)
-    }
-
     /// The retrieved state of a PaymentIntent named by an event, for events stored without
     /// their object.
     ///
@@ -256,7 +206,7 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
             .map_err(not_found_as(id))
     }
 
-    async fn fulfil_claimed(
+    pub(super) async fn fulfil_claimed(
         &self,
         order_id: &str,
         account: Option<&AccountId>,
@@ -333,23 +283,13 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
         if details.subscription.is_some() {
             return Ok(false);
         }
-        let customer = details.customer.as_deref().and_then(|c| c.parse().ok());
-        let Some(holder) = access::holder(
-            customer.as_ref(),
-            details.client_reference_id.as_deref(),
-            details.customer_email.as_deref(),
-        ) else {
+        let Some((holder, products)) = access_of(details) else {
             tracing::warn!(
                 order_id = order.order_id,
                 "order names no customer, reference or email; no access granted"
             );
             return Ok(false);
         };
-        let products = details
-            .line_items
-            .iter()
-            .filter_map(|line| line.product.clone().or_else(|| line.price.clone()))
-            .collect();
         self.entitle
             .grant(&Grant {
                 key: order.order_id.clone(),

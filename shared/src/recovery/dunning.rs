@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::notice::Notice;
 use super::{Recovery, RecoveryError, language};
-use crate::mail::{EmailAddress, Mailer};
+use crate::mail::Mailer;
 use crate::money::Money;
 use crate::store::{EventRecord, Handled};
 use crate::stripe::{EventType, Invoice};
@@ -44,29 +44,21 @@ impl<M: Mailer> Recovery<M> {
         let Some(pay_url) = invoice.hosted_invoice_url.as_deref() else {
             return Ok(Handled::Skipped("no_hosted_invoice_url"));
         };
-        let customer = match invoice.customer.as_ref().and_then(|c| {
+        let customer = invoice.customer.as_ref().and_then(|c| {
             c.as_str()
                 .or_else(|| c.get("id").and_then(|id| id.as_str()))
                 .and_then(|id| id.parse().ok())
-        }) {
-            Some(id) => Some(
-                self.stripe
-                    .retrieve_customer(&id, event.account.as_ref())
-                    .await?,
-            ),
-            None => None,
-        };
-        let Some(to) = invoice
-            .customer_email
-            .clone()
-            .or_else(|| customer.as_ref().and_then(|c| c.email.clone()))
-            .and_then(|e| e.parse::<EmailAddress>().ok())
+        });
+        let Some((to, locale)) = self
+            .recipient(
+                invoice.customer_email.as_deref(),
+                customer.as_ref(),
+                event.account.as_ref(),
+            )
+            .await?
         else {
             return Ok(Handled::Skipped("no_email"));
         };
-        let locale = customer
-            .as_ref()
-            .and_then(|c| c.preferred_locales.first().map(String::as_str));
         let key = format!(
             "invoice#{}#{}#{kind}",
             invoice.id,
@@ -88,7 +80,7 @@ impl<M: Mailer> Recovery<M> {
         self.send_notice(Notice {
             key,
             kind,
-            template: format!("{kind}.{}", language(locale)),
+            template: format!("{kind}.{}", language(locale.as_deref())),
             to: &to,
             context,
         })

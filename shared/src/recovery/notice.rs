@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::{Recovery, RecoveryError};
+use crate::ids::{AccountId, CustomerId};
 use crate::mail::{EmailAddress, MailError, Mailer};
 use crate::metrics::{self, Unit};
 use crate::store::Handled;
@@ -24,6 +25,26 @@ pub(super) struct Notice<'a, C> {
 }
 
 impl<M: Mailer> Recovery<M> {
+    /// Where a notice about a payment goes, and in which language: the address the payment
+    /// names, else its customer's, and the customer's first preferred locale.
+    pub(super) async fn recipient(
+        &self,
+        email: Option<&str>,
+        customer: Option<&CustomerId>,
+        account: Option<&AccountId>,
+    ) -> Result<Option<(EmailAddress, Option<String>)>, RecoveryError> {
+        let customer = match customer {
+            Some(id) => Some(self.stripe.retrieve_customer(id, account).await?),
+            None => None,
+        };
+        let to = email
+            .map(str::to_string)
+            .or_else(|| customer.as_ref().and_then(|c| c.email.clone()))
+            .and_then(|e| e.parse::<EmailAddress>().ok());
+        let locale = customer.and_then(|c| c.preferred_locales.into_iter().next());
+        Ok(to.map(|to| (to, locale)))
+    }
+
     /// Claims and sends `notice`. `Skipped("already_sent")` when it was claimed before.
     pub(super) async fn send_notice<C: Serialize>(
         &self,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::notice::Notice;
 use super::{Recovery, RecoveryError, language};
-use crate::mail::{EmailAddress, Mailer};
+use crate::mail::Mailer;
 use crate::money::Money;
 use crate::store::{EventRecord, Handled};
 use crate::stripe::{EventType, PaymentIntent};
@@ -59,25 +59,16 @@ impl<M: Mailer> Recovery<M> {
                 "payment_retry",
             )
         };
-        let customer = match &intent.customer {
-            Some(id) => Some(
-                self.stripe
-                    .retrieve_customer(id, event.account.as_ref())
-                    .await?,
-            ),
-            None => None,
-        };
-        let Some(to) = intent
-            .receipt_email
-            .clone()
-            .or_else(|| customer.as_ref().and_then(|c| c.email.clone()))
-            .and_then(|e| e.parse::<EmailAddress>().ok())
+        let Some((to, locale)) = self
+            .recipient(
+                intent.receipt_email.as_deref(),
+                intent.customer.as_ref(),
+                event.account.as_ref(),
+            )
+            .await?
         else {
             return Ok(Handled::Skipped("no_email"));
         };
-        let locale = customer
-            .as_ref()
-            .and_then(|c| c.preferred_locales.first().map(String::as_str));
         let context = PaymentContext {
             merchant_name: &self.config.mail.from_name,
             postal_address: &self.config.postal_address,
@@ -97,7 +88,7 @@ impl<M: Mailer> Recovery<M> {
         self.send_notice(Notice {
             key,
             kind,
-            template: format!("{kind}.{}", language(locale)),
+            template: format!("{kind}.{}", language(locale.as_deref())),
             to: &to,
             context,
         })

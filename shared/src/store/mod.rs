@@ -2,10 +2,12 @@
 //! conditional write, so concurrent Lambdas race safely on DynamoDB, not in memory.
 
 mod access;
+mod after_sale;
 mod checkpoints;
 mod consumers;
 mod entitlements;
 mod events;
+mod notices;
 mod orders;
 mod recovery;
 mod requests;

@@ -14,7 +14,7 @@ use crate::config::TableName;
 use crate::ids::SessionId;
 
 /// How long the records stay: past the recovery URL's 30 days and any cooldown.
-const RETENTION_SECS: i64 = 60 * 86_400;
+pub(super) const RETENTION_SECS: i64 = 60 * 86_400;
 
 /// Why an email was not sent, also the `Reason` dimension of the skip metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +58,8 @@ pub struct RecoveryClaim<'a> {
 
 #[derive(Debug, Clone)]
 pub struct RecoveryStore {
-    client: DynamoDb,
-    table: TableName,
+    pub(super) client: DynamoDb,
+    pub(super) table: TableName,
 }
 
 fn session_key(id: &SessionId) -> AttributeValue {
@@ -358,77 +358,6 @@ impl RecoveryStore {
             .send()
             .await;
         conditional_write("UpdateItem", result)
-    }
-
-    /// Claims the one payment-failed notice of a session.
-    ///
-    /// # Errors
-    /// DynamoDB failed, or an item read back is not of this shape.
-    pub async fn claim_failure_notice(
-        &self,
-        session: &SessionId,
-        owner: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        self.claim_notice(&format!("failed#{session}"), owner, now)
-            .await
-    }
-
-    /// # Errors
-    /// DynamoDB failed, or an item read back is not of this shape.
-    pub async fn release_failure_notice(
-        &self,
-        session: &SessionId,
-        owner: &str,
-    ) -> Result<(), StoreError> {
-        self.release_notice(&format!("failed#{session}"), owner)
-            .await
-    }
-
-    /// Claims one transactional notice, named by `key` (`failed#<cs_…>`,
-    /// `invoice#<in_…>#<attempt>#<kind>`): `true` for the one caller that may send it.
-    ///
-    /// # Errors
-    /// DynamoDB failed.
-    pub async fn claim_notice(&self, key: &str, owner: &str, now: i64) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(self.table.as_str())
-            .item(Self::KEY, s(key))
-            .item("owner", s(owner))
-            .item("claimed_at", n(now))
-            .item("ttl", n(now + RETENTION_SECS))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        conditional_write("PutItem", result)
-    }
-
-    /// Whether the notice named `key` was claimed (sent, or its outcome unknown).
-    ///
-    /// # Errors
-    /// DynamoDB failed.
-    pub async fn notice_claimed(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.item(s(key)).await?.is_some())
-    }
-
-    /// Gives a notice's claim back after a failed send, so the retry can send it.
-    ///
-    /// # Errors
-    /// DynamoDB failed.
-    pub async fn release_notice(&self, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(self.table.as_str())
-            .key(Self::KEY, s(key))
-            .condition_expression("#owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .send()
-            .await
-            .map_err(|err| StoreError::from_sdk("DeleteItem", err))?;
-        Ok(())
     }
 
     /// A raw record, for tests and tools.
