@@ -21,6 +21,10 @@ export RECOVERY_TABLE ?= checkout-recovery
 export RECONCILE_TABLE ?= checkout-reconcile
 export SUBSCRIPTIONS_TABLE ?= checkout-subscriptions
 export REQUESTS_TABLE ?= checkout-requests
+# Limited stock (the demo shop's poster: 3 units); unset it to sell without stock levels.
+export STOCK_TABLE ?= checkout-stock
+# The shop document (docs/shop.md): shipping, tax, custom fields, terms, per-account profiles.
+export SHOP_POLICY_FILE ?= $(CURDIR)/examples/shop-policy.json
 # Server calls (Authorization: Bearer) and customer tokens; local values, never for production.
 export MERCHANT_API_KEY ?= mk_local_development_merchant_key_not_for_production
 export CUSTOMER_TOKEN_SECRET ?= local-development-customer-token-secret-not-for-production

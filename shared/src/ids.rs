@@ -108,3 +108,9 @@ stripe_id!(
     InvoiceId,
     "in_"
 );
+
+stripe_id!(
+    /// `shr_…`: a shipping rate the shop policy offers.
+    ShippingRateId,
+    "shr_"
+);

@@ -11,6 +11,8 @@
 //! 2. Adapters to the outside: `http` (errors as HTTP answers; knows no domain), `stripe`
 //!    (the API client, Stripe's objects and events), `store` (DynamoDB tables), `mail`
 //!    (addresses, templates, SES), `access` (the `Entitle` seam and its default table),
+//!    `stock` (the `Stock` seam, limited stock, and its default table), `shop` (the
+//!    merchant's shop document: Checkout options and per-account profiles),
 //!    `callers` (server calls by API key, customer tokens), `pages` (the customer pages'
 //!    stylesheet, favicon, HTML escaping),
 //!    `lambda` (triggers), `aws`, `secrets`, `metrics`.
@@ -37,6 +39,8 @@ pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod secrets;
+pub mod shop;
+pub mod stock;
 pub mod store;
 pub mod stripe;
 

@@ -76,6 +76,9 @@ impl EmailAddress {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
+    /// The From header: the sender the email was rendered for (`Templates::render`).
+    pub from_name: String,
+    pub from_address: EmailAddress,
     pub to: EmailAddress,
     pub subject: String,
     pub html: String,
@@ -130,7 +133,8 @@ pub trait Mailer: Send + Sync {
     fn send(&self, email: &Email) -> impl Future<Output = Result<String, MailError>> + Send;
 }
 
-/// The sender every email of the bundle uses.
+/// The configured sender (`MAIL_FROM`, `MERCHANT_NAME`): every email's, unless a shop
+/// profile names another (`Sender`).
 #[derive(Debug, Clone)]
 pub struct MailConfig {
     pub from_address: EmailAddress,
@@ -154,6 +158,67 @@ impl MailConfig {
     }
 }
 
+/// Who an email is from and whose shop it speaks for: the From header, the shop's name in
+/// the text, the postal address in the footer, the link to the shop.
+///
+/// A connected merchant's customers hear from the shop they bought from: the domain modules
+/// resolve one per email from the shop document's profile of the email's account (or the
+/// platform's), else the configuration. `mail` does not read the shop document, so a
+/// profile arrives here as plain values (`Sender::profile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub from_address: EmailAddress,
+    /// The From header's display name.
+    pub from_name: String,
+    /// The name the text calls the shop by.
+    pub shop_name: String,
+    /// The footer's postal address; `None` prints none.
+    pub postal_address: Option<String>,
+    /// Where the emails link to the shop; `None` links nowhere.
+    pub shop_url: Option<String>,
+}
+
+impl Sender {
+    /// The configured sender: `MAIL_FROM` and `MERCHANT_NAME` (`mail`), with the name, postal
+    /// address and shop URL the calling function's configuration has.
+    #[must_use]
+    pub fn configured(
+        mail: &MailConfig,
+        shop_name: &str,
+        postal_address: Option<&str>,
+        shop_url: Option<&str>,
+    ) -> Self {
+        Self {
+            from_address: mail.from_address.clone(),
+            from_name: mail.from_name.clone(),
+            shop_name: shop_name.to_string(),
+            postal_address: postal_address.map(str::to_string),
+            shop_url: shop_url.map(str::to_string),
+        }
+    }
+
+    /// A shop profile's sender. A profile is a whole identity: its URL or none, never the
+    /// configuration's (a connected merchant's customers must not be sent to the platform's
+    /// shop).
+    #[must_use]
+    pub fn profile(
+        name: &str,
+        email_from: &EmailAddress,
+        postal_address: &str,
+        url: Option<&str>,
+    ) -> Self {
+        Self {
+            from_address: email_from.clone(),
+            from_name: name.to_string(),
+            shop_name: name.to_string(),
+            postal_address: Some(postal_address.to_string()),
+            shop_url: url.map(str::to_string),
+        }
+    }
+}
+
+/// Sends through SES v2. Each email carries its own From (`Email::from_*`, the resolved
+/// `Sender`); `config` gives the configuration set.
 pub struct SesMailer {
     client: aws_sdk_sesv2::Client,
     config: MailConfig,
@@ -167,10 +232,7 @@ impl SesMailer {
 
     fn mime(&self, email: &Email) -> Result<Vec<u8>, MailError> {
         let mut message = MessageBuilder::new()
-            .from((
-                self.config.from_name.as_str(),
-                self.config.from_address.as_str(),
-            ))
+            .from((email.from_name.as_str(), email.from_address.as_str()))
             .to(email.to.as_str())
             .subject(email.subject.as_str())
             .text_body(email.text.as_str())
@@ -319,23 +381,33 @@ impl Templates {
         })
     }
 
-    /// Renders `{kind}.subject.txt`, `{kind}.html` and `{kind}.txt` with `context`.
+    /// Renders `{kind}.subject.txt`, `{kind}.html` and `{kind}.txt` with `context`, from
+    /// `sender`. Every template also gets the sender's `merchant_name`, `postal_address` and
+    /// `shop_url`, over any of `context`'s, so no email can name one shop and come from another.
     ///
     /// # Errors
     /// No such template, or the context does not fit it.
     pub fn render(
         &self,
         kind: &str,
+        sender: &Sender,
         to: EmailAddress,
         context: impl serde::Serialize,
     ) -> Result<Email, minijinja::Error> {
-        let context = minijinja::Value::from(minijinja::value::Serde(context));
+        let context = minijinja::context! {
+            merchant_name => sender.shop_name.as_str(),
+            postal_address => sender.postal_address.as_deref(),
+            shop_url => sender.shop_url.as_deref(),
+            ..minijinja::Value::from(minijinja::value::Serde(context))
+        };
         let render = |suffix: &str| {
             self.env
                 .get_template(&format!("{kind}.{suffix}"))?
                 .render(&context)
         };
         Ok(Email {
+            from_name: sender.from_name.clone(),
+            from_address: sender.from_address.clone(),
             to,
             subject: render("subject.txt")?.trim().to_string(),
             html: render("html")?,
@@ -369,6 +441,67 @@ mod tests {
         ] {
             assert!(EmailAddress::try_from(bad.to_string()).is_err(), "{bad}");
         }
+    }
+
+    fn sender(name: &str, address: &str) -> Sender {
+        Sender::profile(
+            name,
+            &address.parse().unwrap(),
+            "1 rue de la Paix, 75002 Paris",
+            Some("https://comptoir.example"),
+        )
+    }
+
+    #[test]
+    fn an_email_names_and_comes_from_its_sender_whatever_its_context_says() {
+        let templates = Templates::from_env(&[("UNUSED", "")]).unwrap();
+        let email = templates
+            .render(
+                "payment_failed.en",
+                &sender("Le Comptoir", "orders@comptoir.example"),
+                "jenny@example.com".parse().unwrap(),
+                serde_json::json!({"merchant_name": "Platform", "postal_address": "1 Main St"}),
+            )
+            .unwrap();
+        assert_eq!(email.from_name, "Le Comptoir");
+        assert_eq!(email.from_address.as_str(), "orders@comptoir.example");
+        assert_eq!(
+            email.subject,
+            "Le Comptoir: your payment did not go through"
+        );
+        assert!(email.text.contains("1 rue de la Paix, 75002 Paris"));
+        assert!(email.text.contains("https://comptoir.example"));
+        assert!(!email.text.contains("Platform") && !email.text.contains("1 Main St"));
+    }
+
+    #[test]
+    fn the_message_goes_out_from_the_emails_sender_not_the_configured_one() {
+        let config = MailConfig {
+            from_address: "hello@platform.example".parse().unwrap(),
+            from_name: "Platform".into(),
+            configuration_set: None,
+        };
+        let client = aws_sdk_sesv2::Client::from_conf(
+            aws_sdk_sesv2::Config::builder()
+                .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let mailer = SesMailer::new(config, client);
+        let templates = Templates::from_env(&[("UNUSED", "")]).unwrap();
+        let email = templates
+            .render(
+                "payment_failed.en",
+                &sender("Le Comptoir", "orders@comptoir.example"),
+                "jenny@example.com".parse().unwrap(),
+                serde_json::json!({}),
+            )
+            .unwrap();
+        let mime = String::from_utf8(mailer.mime(&email).unwrap()).unwrap();
+        let from = mime
+            .lines()
+            .find(|l| l.starts_with("From: "))
+            .expect("a From header");
+        assert_eq!(from, "From: \"Le Comptoir\" <orders@comptoir.example>");
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! unsubscribe link in marketing email and the order reference in the confirmation.
 //!
 //! The contexts are those the bundle renders with (`fulfillment/confirmation.rs`,
-//! `recovery/{abandoned,payment_failed,dunning,payment_notices}.rs`), as JSON. The last
-//! tests break the checks on purpose, so each of them is known to be able to fail.
+//! `recovery/{abandoned,payment_failed,dunning,payment_notices}.rs`), as JSON, from one
+//! sender (whose name, postal address and shop URL every template gets). The last tests
+//! break the checks on purpose, so each of them is known to be able to fail.
 
-use checkout_core::mail::{Email, Templates};
+use checkout_core::mail::{Email, Sender, Templates};
 use serde_json::{Value, json};
 
 const MERCHANT: &str = "Demo Shop";
@@ -17,25 +18,45 @@ const VIEWPORT: &str = r#"<meta name="viewport" content="width=device-width, ini
 /// The widest a width may be, in CSS pixels.
 const MAX_WIDTH_PX: f64 = 600.0;
 
+const SHOP_URL: &str = "https://shop.example/";
+
+fn sender() -> Sender {
+    Sender {
+        from_address: "orders@shop.example".parse().unwrap(),
+        from_name: MERCHANT.into(),
+        shop_name: MERCHANT.into(),
+        postal_address: Some(POSTAL_ADDRESS.into()),
+        shop_url: Some(SHOP_URL.into()),
+    }
+}
+
+/// A shipped order's, with every part a physical order adds, so those fit too.
 fn confirmation() -> Value {
     json!({
-        "merchant_name": MERCHANT,
         "order": {
             "order_id": ORDER_ID,
             "customer_name": "Jenny Rosen",
-            "amount_total_display": "€42.00",
+            "amount_total_display": "€49.88",
             "line_items": [
-                {"description": "Ceramic mug with a very long product name that has to wrap somewhere", "quantity": 2, "amount_total_display": "€30.00"},
-                {"description": "Tea", "quantity": 1, "amount_total_display": "€12.00"},
+                {"description": "Ceramic mug with a very long product name that has to wrap somewhere", "quantity": 2, "amount_total_display": "€30.00", "optional": false},
+                {"description": "Tea", "quantity": 1, "amount_total_display": "€12.00", "optional": true},
             ],
+            "amount_subtotal_display": "€42.00",
+            "shipping": {"name": "Jenny Rosen", "address": ["1 rue de la Paix", "Bâtiment B, escalier 3, 4e étage, porte gauche", "75002 Paris", "FR"],
+                         "rate_name": "Standard shipping", "amount_display": "€4.90"},
+            "phone": "+33612345678",
+            "taxes": [{"label": "VAT 20%", "amount_display": "€9.38"}],
+            "tax_included": false,
+            "discounts": [{"label": "WELCOME10", "amount_display": "-€6.40"}],
+            "tax_ids": [{"label": "EU VAT", "value": "FR12345678901"}],
+            "custom_fields": [{"label": "Gift note", "value": "A long gift note that goes on and on and has to wrap in a narrow client"}],
+            "terms_accepted": true,
         },
     })
 }
 
 fn recovery() -> Value {
     json!({
-        "merchant_name": MERCHANT,
-        "postal_address": POSTAL_ADDRESS,
         "customer_name": "Sam",
         "recovery_url": "https://checkout.stripe.com/c/pay/cs_test_recovered#fragment",
         "unsubscribe_url": UNSUBSCRIBE_URL,
@@ -45,18 +66,11 @@ fn recovery() -> Value {
 }
 
 fn payment_failed() -> Value {
-    json!({
-        "merchant_name": MERCHANT,
-        "postal_address": POSTAL_ADDRESS,
-        "shop_url": "https://shop.example/",
-    })
+    json!({})
 }
 
 fn invoice() -> Value {
     json!({
-        "merchant_name": MERCHANT,
-        "postal_address": POSTAL_ADDRESS,
-        "shop_url": "https://shop.example/",
         "pay_url": "https://invoice.stripe.com/i/acct_123/test_456",
         "amount_display": "€9.00",
         "attempt": 2,
@@ -66,9 +80,6 @@ fn invoice() -> Value {
 
 fn payment() -> Value {
     json!({
-        "merchant_name": MERCHANT,
-        "postal_address": POSTAL_ADDRESS,
-        "shop_url": "https://shop.example/",
         "retry_url": "https://shop.example/returning?retry=pi_123",
         "amount_display": "€42.00",
         "description": "Mug",
@@ -95,7 +106,12 @@ fn every_email() -> Vec<(String, Value)> {
 
 fn render(templates: &Templates, kind: &str, context: &Value) -> Email {
     templates
-        .render(kind, "jenny@example.com".parse().unwrap(), context)
+        .render(
+            kind,
+            &sender(),
+            "jenny@example.com".parse().unwrap(),
+            context,
+        )
         .unwrap_or_else(|e| panic!("{kind}: {e:#}"))
 }
 
@@ -161,16 +177,14 @@ fn layout_problems(kind: &str, html: &str) -> Vec<String> {
         problems.push("no max-width: 600px container".into());
     }
     let html = unescaped(html);
-    if kind == "confirmation" {
-        if !html.contains(&format!("Order reference: {ORDER_ID}")) {
-            problems.push(format!("no order reference ({ORDER_ID})"));
-        }
-    } else {
-        // The footer: the postal address, after the message itself.
-        match (html.find("</h1>"), html.rfind(POSTAL_ADDRESS)) {
-            (Some(heading), Some(address)) if address > heading => {}
-            _ => problems.push(format!("no postal address footer ({POSTAL_ADDRESS})")),
-        }
+    if kind == "confirmation" && !html.contains(&format!("Order reference: {ORDER_ID}")) {
+        problems.push(format!("no order reference ({ORDER_ID})"));
+    }
+    // The footer: the postal address, after the message itself (the confirmation's too,
+    // when its sender has one, as a shop profile does).
+    match (html.find("</h1>"), html.rfind(POSTAL_ADDRESS)) {
+        (Some(heading), Some(address)) if address > heading => {}
+        _ => problems.push(format!("no postal address footer ({POSTAL_ADDRESS})")),
     }
     if kind.starts_with("recovery.") && !html.contains(&format!("href=\"{UNSUBSCRIBE_URL}\"")) {
         problems.push(format!("no unsubscribe link ({UNSUBSCRIBE_URL})"));
@@ -259,6 +273,11 @@ fn the_checks_catch_a_missing_viewport_address_unsubscribe_link_and_order_refere
             "confirmation",
             broken(&confirmation, "max-width: 600px", "width: 640px"),
             "a fixed width",
+        ),
+        (
+            "confirmation",
+            broken(&confirmation, POSTAL_ADDRESS, ""),
+            "no postal address",
         ),
     ];
     for (kind, html, expected) in cases {

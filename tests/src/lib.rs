@@ -1,6 +1,9 @@
 //! Support for the cross-function tests: real AWS SDK clients pointed at the moto server that
 //! `make test` starts, a fresh table per test so tests run in parallel, and signed requests.
 
+pub mod checkout;
+pub mod simulator;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -168,6 +171,14 @@ pub async fn access_table(client: &DynamoDb) -> TableName {
     tables::ensure(client, name.as_str(), &tables::ACCESS)
         .await
         .expect("create access table");
+    name
+}
+
+pub async fn stock_table(client: &DynamoDb) -> TableName {
+    let name = unique_table("stock");
+    tables::ensure(client, name.as_str(), &tables::STOCK)
+        .await
+        .expect("create stock table");
     name
 }
 

@@ -135,6 +135,8 @@ impl Harness {
         let fulfilled = CountingFulfil::default();
         let fulfillment = FulfillmentApp::new(
             FulfillmentConfig {
+                shop: Default::default(),
+                stock: Default::default(),
                 stripe: stripe_config.clone(),
                 orders_table: orders.clone(),
                 events_table: events.clone(),
@@ -186,6 +188,7 @@ impl Harness {
                 public_base_url: "https://api.shop.example".into(),
                 shop_url: Some("https://shop.example".into()),
                 templates: Templates::from_env(&[("UNUSED", "")]).unwrap(),
+                shop: Default::default(),
             },
             dynamodb.clone(),
             SesMailer::new(mail, ses),

@@ -55,6 +55,8 @@ impl Harness {
         let events = events_table(&dynamodb).await;
         let sessions = sessions_table(&dynamodb).await;
         let config = FulfillmentConfig {
+            shop: Default::default(),
+            stock: Default::default(),
             stripe: StripeConfig {
                 secret_key: Secret::new("sk_test_fake"),
                 api_base: stripe.uri(),
@@ -79,6 +81,7 @@ impl Harness {
             }),
             templates: Templates::from_env(&[("UNUSED", "")]).unwrap(),
             merchant_name: "Demo Shop".into(),
+            shop: Default::default(),
         };
         let mailer = confirmation
             .mail
@@ -186,6 +189,8 @@ fn json_of(response: &lambda_http::Response<Body>) -> Value {
 async fn ten_stream_deliveries_and_five_landing_calls_fulfil_once_and_send_one_email() {
     let h = Harness::new().await;
     h.stripe_session("cs_test_race", "paid").await;
+    // Created here, so the landing page may ask Stripe before any delivery has run.
+    created_here(&h.dynamodb, &h.sessions, "cs_test_race", None).await;
     let record = completed("evt_race", "cs_test_race");
 
     let mut tasks = Vec::new();
@@ -847,4 +852,37 @@ async fn throttling_ses() -> aws_sdk_sesv2::Client {
     // The mock must outlive the client, which the harness keeps for the whole test.
     std::mem::forget(server);
     client
+}
+
+#[tokio::test]
+async fn the_landing_page_asks_stripe_only_about_sessions_it_knows() {
+    let h = Harness::new().await;
+    // Made-up ids, as a loop would send them: 404 from DynamoDB reads, no Stripe call.
+    for id in [
+        "cs_test_made_up_1",
+        "cs_live_made_up_2",
+        "cs_test_a1b2c3d4e5f6",
+    ] {
+        let response = h.app.http(landing(id), None).await;
+        assert_eq!(response.status(), 404, "{id}");
+        assert_eq!(json_of(&response)["error"]["code"], "not_found");
+    }
+    let asked = h.stripe.received_requests().await.unwrap_or_default();
+    assert!(
+        asked.is_empty(),
+        "Stripe was asked about made-up ids: {asked:?}"
+    );
+
+    // A session Stripe made from a recovery link is known by its stored, verified event.
+    h.stripe_session("cs_test_recovered", "paid").await;
+    let completed = stored_event(
+        "evt_recovered_completed",
+        "checkout.session.completed",
+        json!({"id": "cs_test_recovered", "object": "checkout.session", "recovered_from": "cs_test_origin"}),
+        None,
+    );
+    h.event_store().record_once(&completed).await.unwrap();
+    let page = h.app.http(landing("cs_test_recovered"), None).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(json_of(&page)["status"], "fulfilled");
 }

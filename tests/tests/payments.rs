@@ -79,6 +79,8 @@ impl Harness {
         let orders = orders_table(&dynamodb).await;
         let creator = SessionCreator::new(
             CheckoutConfig {
+                shop: Default::default(),
+                stock: Default::default(),
                 stripe: stripe_config.clone(),
                 sessions_table: sessions.clone(),
                 requests_table: requests_table(&dynamodb).await,
@@ -122,6 +124,8 @@ impl Harness {
         let templates = Templates::from_env(&[("UNUSED", "")]).unwrap();
         let fulfillment = FulfillmentApp::new(
             FulfillmentConfig {
+                shop: Default::default(),
+                stock: Default::default(),
                 stripe: stripe_config.clone(),
                 orders_table: orders.clone(),
                 events_table: events.clone(),
@@ -137,6 +141,7 @@ impl Harness {
                     mail: Some(mail.clone()),
                     templates: templates.clone(),
                     merchant_name: "Demo Shop".into(),
+                    shop: Default::default(),
                 },
                 Some(SesMailer::new(mail.clone(), ses.clone())),
             ),
@@ -168,6 +173,7 @@ impl Harness {
                 shop_url: Some(SHOP.into()),
                 payment_retry_url: Some(RETRY_URL.into()),
                 templates,
+                shop: Default::default(),
             },
             dynamodb.clone(),
             SesMailer::new(mail, ses),

@@ -82,6 +82,7 @@ impl Harness {
             mail: Some(mail.clone()),
             templates: templates.clone(),
             merchant_name: "Demo Shop".into(),
+            shop: Default::default(),
         };
         let subscriptions_table = subscriptions_table(&dynamodb).await;
         let access_config = AccessConfig {
@@ -104,6 +105,8 @@ impl Harness {
         .with_clock(clock.clock());
         let fulfillment = FulfillmentApp::new(
             FulfillmentConfig {
+                shop: Default::default(),
+                stock: Default::default(),
                 stripe: stripe_config.clone(),
                 orders_table: orders.clone(),
                 events_table: events.clone(),
@@ -137,6 +140,7 @@ impl Harness {
                 public_base_url: "https://api.shop.example".into(),
                 shop_url: None,
                 templates,
+                shop: Default::default(),
             },
             dynamodb.clone(),
             SesMailer::new(mail, ses),
@@ -651,7 +655,11 @@ async fn explain_tells_an_abandoned_cart_recovered_by_its_email() {
     let expired = h
         .stored("evt_expired", "checkout.session.expired", abandoned, 0)
         .await;
-    h.recovery.stream(stream_batch(&[expired]), None).await;
+    h.recovery
+        .stream(stream_batch(std::slice::from_ref(&expired)), None)
+        .await;
+    // Fulfillment takes the expiry too, to give back stock (none is tracked here).
+    h.fulfillment.stream(stream_batch(&[expired]), None).await;
     assert_eq!(outbox(&h.buyer).await.len(), 1, "the recovery email");
 
     let mut bought = h.session("cs_test_bought_again");
@@ -670,7 +678,7 @@ async fn explain_tells_an_abandoned_cart_recovered_by_its_email() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("evt_expired checkout.session.expired received: recovery done")),
+            .any(|l| l.contains("evt_expired checkout.session.expired received: fulfillment skipped (no_stock_reserved), recovery done")),
         "{text}"
     );
     assert!(lines.iter().any(|l| l.contains("order: none")), "{text}");

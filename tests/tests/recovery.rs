@@ -93,6 +93,7 @@ impl Harness {
             public_base_url: "https://api.shop.example".into(),
             shop_url: Some("https://shop.example".into()),
             templates: Templates::from_env(&[("UNUSED", "")]).unwrap(),
+            shop: Default::default(),
         };
         let mailer = SesMailer::new(
             config.mail.clone(),

@@ -2,8 +2,8 @@
 //! `store::tables` specs) and what is deployed cannot drift: the tables' keys, indexes,
 //! streams and TTLs, each stream's event filter, each function's environment, which must load
 //! into that function's typed config and hold no secret value, each role's DynamoDB actions
-//! per table and index (no wildcard), the reconciler's schedule and alarms, and the optional
-//! EventBridge rule to the webhook.
+//! per table and index (no wildcard), the reconciler's schedule and alarms, the optional
+//! EventBridge rule to the webhook, and the optional stock table (`StockTracking`).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +17,7 @@ use checkout_core::{
     reconcile::{self, ConsumersConfig, ReconcileConfig},
     recovery::{self, RecoveryConfig},
     secrets::PARAMETER_SUFFIX,
+    stock::StockConfig,
     store::{
         Consumer,
         tables::{self, TableSpec},
@@ -58,7 +59,7 @@ fn text(value: &Value) -> &str {
 #[test]
 fn tables_match_the_specs_the_local_stack_creates_them_from() {
     let template = template();
-    let specs: [(&str, &TableSpec); 8] = [
+    let specs: [(&str, &TableSpec); 9] = [
         ("EventsTable", &tables::EVENTS),
         ("SessionsTable", &tables::SESSIONS),
         ("OrdersTable", &tables::ORDERS),
@@ -67,6 +68,7 @@ fn tables_match_the_specs_the_local_stack_creates_them_from() {
         ("SubscriptionsTable", &tables::SUBSCRIPTIONS),
         ("AccessTable", &tables::ACCESS),
         ("RequestsTable", &tables::REQUESTS),
+        ("StockTable", &tables::STOCK),
     ];
     let declared: BTreeSet<&str> = template["Resources"]
         .as_mapping()
@@ -288,6 +290,23 @@ impl Resolver<'_> {
         }
     }
 
+    /// `None` for `!Ref AWS::NoValue`, directly or as the branch an `!If` takes: the property
+    /// is then left out.
+    fn resolve_optional(&self, value: &Value) -> Option<String> {
+        match tagged(value) {
+            Some((tag, name)) if tag == "Ref" && name == "AWS::NoValue" => None,
+            Some((tag, args)) if tag == "If" => {
+                let branch = if self.condition(text(&args[0])) {
+                    &args[1]
+                } else {
+                    &args[2]
+                };
+                self.resolve_optional(branch)
+            }
+            _ => Some(self.resolve(value)),
+        }
+    }
+
     fn resolve(&self, value: &Value) -> String {
         if let Some(s) = self.scalar(value) {
             return s;
@@ -395,11 +414,17 @@ fn function_env(template: &Value, function: &str) -> TemplateEnv {
                         .unwrap_or_else(|| panic!("{function}: no parameter {parameter_name}"));
                     resolver.resolve(&written["Properties"]["Value"])
                 }
+                // The shop document, when the merchant names a parameter for it.
+                ("If", "SHOP_POLICY") => {
+                    include_str!("../../examples/shop-policy.json").to_string()
+                }
                 other => panic!("{function}: {name} from {other:?}"),
             };
             vars.insert(var.to_string(), sample);
         }
-        vars.insert(name, resolver.resolve(&value));
+        if let Some(resolved) = resolver.resolve_optional(&value) {
+            vars.insert(name, resolved);
+        }
     }
     TemplateEnv {
         vars,
@@ -610,11 +635,15 @@ fn roles_grant_each_function_only_its_tables() {
         dynamodb_grants(&template, "WebhookRole"),
         grants(&[("EventsTable.Arn", &["PutItem"])])
     );
+    // Stock (with StockTracking on): levels read in a batch, a reservation put and levels
+    // updated in one transaction, a reservation read and moved on release or commit.
+    const STOCK: &[&str] = &["BatchGetItem", "GetItem", "PutItem", "UpdateItem"];
     assert_eq!(
         dynamodb_grants(&template, "CreateSessionRole"),
         grants(&[
             ("SessionsTable.Arn", &["PutItem"]),
             ("RequestsTable.Arn", &["GetItem", "PutItem", "UpdateItem"]),
+            ("StockTable.Arn", STOCK),
         ])
     );
     // The consumers record each event's outcome on its item, and nothing else of the table.
@@ -626,6 +655,7 @@ fn roles_grant_each_function_only_its_tables() {
             ("OrdersTable.Arn", &["GetItem", "UpdateItem"]),
             ("SessionsTable.Arn", &["GetItem"]),
             ("AccessTable.Arn", &["UpdateItem"]),
+            ("StockTable.Arn", STOCK),
         ])
     );
     assert_eq!(
@@ -669,6 +699,7 @@ fn roles_grant_each_function_only_its_tables() {
         ("RecoveryTable.Arn", RECOVERY),
         ("SubscriptionsTable.Arn", &["GetItem", "UpdateItem"]),
         ("AccessTable.Arn", &["UpdateItem"]),
+        ("StockTable.Arn", STOCK),
     ]);
     for index in pending {
         expected.insert(index, BTreeSet::from(["dynamodb:Query".to_string()]));
@@ -692,7 +723,17 @@ fn roles_grant_each_function_only_its_tables() {
             .into_iter()
             .filter(|(name, _)| name.ends_with("_TABLE"))
             .map(|(name, value)| {
-                let (tag, table) = tagged(&value).expect("!Ref to a table");
+                let (mut tag, mut table) = tagged(&value).expect("!Ref to a table");
+                // `!If [condition, !Ref table, !Ref AWS::NoValue]`: an optional table.
+                if tag == "If" {
+                    let no_value = tagged(&table[2]).expect("!Ref AWS::NoValue");
+                    assert_eq!(
+                        (no_value.0.as_str(), text(no_value.1)),
+                        ("Ref", "AWS::NoValue"),
+                        "{function}: {name}"
+                    );
+                    (tag, table) = tagged(&table[1]).expect("!Ref to a table");
+                }
                 assert_eq!(tag, "Ref", "{function}: {name}");
                 assert_eq!(
                     resource(&template, text(table))["Type"],
@@ -711,6 +752,123 @@ fn roles_grant_each_function_only_its_tables() {
             "{function}: tables in its environment and its role"
         );
     }
+
+    // Only the functions that reserve, release and commit stock may write it: create-session,
+    // fulfillment, and the reconciler when it re-drives fulfillment's events.
+    let writes =
+        ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"].map(|a| format!("dynamodb:{a}"));
+    let writers: BTreeSet<&str> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+        .map(|(name, _)| text(name))
+        .filter(|role| {
+            dynamodb_grants(&template, role)
+                .get("StockTable.Arn")
+                .is_some_and(|actions| writes.iter().any(|w| actions.contains(w)))
+        })
+        .collect();
+    assert_eq!(
+        writers,
+        BTreeSet::from(["CreateSessionRole", "FulfillmentRole", "ReconcileRole"]),
+        "the roles that may write the stock table"
+    );
+}
+
+/// With `StockTracking` at `value`: the template with that as the parameter's default.
+fn with_stock_tracking(value: &str) -> Value {
+    let mut template = template();
+    template["Parameters"]["StockTracking"]["Default"] = value.into();
+    template
+}
+
+#[test]
+fn stock_is_tracked_by_create_session_fulfillment_and_its_redrive_only_when_enabled() {
+    let template = template();
+    assert_eq!(
+        template["Parameters"]["StockTracking"]["Default"], "Disabled",
+        "off unless the merchant turns it on"
+    );
+    // Off: no function is told of the table, and no role may touch it.
+    for function in [
+        "WebhookFunction",
+        "CreateSessionFunction",
+        "FulfillmentFunction",
+        "RecoveryFunction",
+        "ReconcileFunction",
+        "SubscriptionsFunction",
+    ] {
+        let env = function_env(&template, function);
+        assert!(
+            StockConfig::from_env(&env).unwrap().table.is_none(),
+            "{function}: stock tracked by default"
+        );
+    }
+    // Each stock statement is conditional on the same condition as the variable.
+    for role in ["CreateSessionRole", "FulfillmentRole", "ReconcileRole"] {
+        let statements =
+            resource(&template, role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .unwrap();
+        let stock: Vec<&Value> = statements
+            .iter()
+            .filter(|s| {
+                let mut named = Vec::new();
+                strings(s, &mut named);
+                named.contains(&"StockTable.Arn")
+            })
+            .collect();
+        assert_eq!(stock.len(), 1, "{role}");
+        let (tag, args) = tagged(stock[0]).expect("!If StockEnabled");
+        assert_eq!(
+            (tag.as_str(), &args[0]),
+            ("If", &Value::from("StockEnabled"))
+        );
+        let no_value = tagged(&args[2]).unwrap();
+        assert_eq!(
+            (no_value.0.as_str(), text(no_value.1)),
+            ("Ref", "AWS::NoValue")
+        );
+    }
+
+    // On: create-session and fulfillment load the table name, and read all they are given.
+    let template = with_stock_tracking("Enabled");
+    let env = function_env(&template, "CreateSessionFunction");
+    CheckoutConfig::from_env(&env).expect("create-session config");
+    let stock = StockConfig::from_env(&env).expect("stock config");
+    assert_eq!(stock.table.unwrap().as_str(), "StockTable");
+    assert_all_read("CreateSessionFunction", &env);
+
+    let env = function_env(&template, "FulfillmentFunction");
+    FulfillmentConfig::from_env(&env).expect("fulfillment config");
+    ConfirmationConfig::from_env(&env).expect("confirmation email config");
+    AccessConfig::from_env(&env).expect("the default Entitle's table");
+    let stock = StockConfig::from_env(&env).expect("stock config");
+    assert_eq!(stock.table.unwrap().as_str(), "StockTable");
+    assert_all_read("FulfillmentFunction", &env);
+
+    // The reconciler re-drives fulfillment's unfinished events (a completion, an expiry):
+    // with the same stock, or a re-driven expiry would never return its units.
+    let env = function_env(&template, "ReconcileFunction");
+    ReconcileConfig::from_env(&env).expect("reconcile config");
+    ConsumersConfig::from_env(&env).expect("the consumers it re-drives");
+    let stock = StockConfig::from_env(&env).expect("stock config");
+    assert_eq!(stock.table.unwrap().as_str(), "StockTable");
+    assert_all_read("ReconcileFunction", &env);
+
+    for function in [
+        "WebhookFunction",
+        "RecoveryFunction",
+        "SubscriptionsFunction",
+    ] {
+        let env = function_env(&template, function);
+        assert!(env.get("STOCK_TABLE").is_none(), "{function}");
+    }
+
+    let output = &template["Outputs"]["StockTableName"]["Value"];
+    let (tag, table) = tagged(output).expect("!Ref StockTable");
+    assert_eq!((tag.as_str(), text(table)), ("Ref", "StockTable"));
 }
 
 /// Every string under a statement's Action and Resource, through lists and functions.

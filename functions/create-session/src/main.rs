@@ -16,6 +16,7 @@ async fn main() -> Result<(), Error> {
         "STRIPE_SECRET_KEY",
         "MERCHANT_API_KEY",
         "CUSTOMER_TOKEN_SECRET",
+        "SHOP_POLICY",
     ])
     .await?;
     let config = CheckoutConfig::from_env(&env)?;

@@ -19,7 +19,7 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let (sdk, env) = secrets::cold_start(&["STRIPE_SECRET_KEY"]).await?;
+    let (sdk, env) = secrets::cold_start(&["STRIPE_SECRET_KEY", "SHOP_POLICY"]).await?;
     let config = FulfillmentConfig::from_env(&env)?;
     let confirmation = ConfirmationConfig::from_env(&env)?;
     let ses = aws_sdk_sesv2::Client::new(&sdk);

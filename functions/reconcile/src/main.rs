@@ -15,9 +15,13 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let (sdk, env) =
-        secrets::cold_start(&["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"])
-            .await?;
+    let (sdk, env) = secrets::cold_start(&[
+        "STRIPE_SECRET_KEY",
+        "UNSUBSCRIBE_SECRET",
+        "PUBLIC_BASE_URL",
+        "SHOP_POLICY",
+    ])
+    .await?;
     let dynamodb = DynamoDb::new(&sdk);
     let ses = aws_sdk_sesv2::Client::new(&sdk);
     // The consumers exactly as their own functions build them: a re-drive runs their code.

@@ -17,9 +17,13 @@ use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let (sdk, env) =
-        secrets::cold_start(&["STRIPE_SECRET_KEY", "UNSUBSCRIBE_SECRET", "PUBLIC_BASE_URL"])
-            .await?;
+    let (sdk, env) = secrets::cold_start(&[
+        "STRIPE_SECRET_KEY",
+        "UNSUBSCRIBE_SECRET",
+        "PUBLIC_BASE_URL",
+        "SHOP_POLICY",
+    ])
+    .await?;
     let config = RecoveryConfig::from_env(&env)?;
     let mailer = SesMailer::new(config.mail.clone(), aws_sdk_sesv2::Client::new(&sdk));
     let recovery = &Recovery::new(config, DynamoDb::new(&sdk), mailer);

@@ -18,11 +18,13 @@ use checkout_core::{
     checkout::{CheckoutConfig, SessionCreator},
     config::{self, Layered, ProcessEnv, Secret},
     fulfillment::{ConfirmationEmail, FulfillmentApp},
+    ids::PriceId,
     lambda::StreamAndHttp,
     mail::{MailConfig, SesMailer},
     money::Money,
     reconcile::{Consumers, ConsumersConfig, Handlers, PassOptions, ReconcileConfig, Reconciler},
     recovery::Recovery,
+    stock::{StockConfig, StockTable},
     store::{DynamoDb, tables},
     subscriptions::{self, Subscriptions},
     webhook::{WebhookConfig, WebhookReceiver},
@@ -88,6 +90,7 @@ async fn stripe_or_simulator(
         webhook_url: format!("http://127.0.0.1:{port}/webhooks/stripe"),
         webhook_secret: Secret::new(webhook_secret),
         catalog: stripe_simulator::demo_catalog(),
+        shipping_rates: stripe_simulator::demo_shipping_rates(),
     });
     tokio::spawn(simulator.clone().serve(listener));
     tracing::info!(
@@ -124,6 +127,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tables::ensure(&dynamodb, &events_table, &tables::EVENTS).await?;
 
     let (dev_env, simulator) = stripe_or_simulator(port).await?;
+    let demo_catalog = simulator.as_ref().map(|s| s.config().catalog.as_slice());
+    stock(&dynamodb, &dev_env, demo_catalog).await?;
     let stripe = stripe_functions(&sdk, &dynamodb, &dev_env).await?;
     let products = match &simulator {
         Some(simulator) => simulator
@@ -217,6 +222,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         reconciler(&dynamodb, &dev_env).await?,
     ));
     server::serve(bundle, port).await
+}
+
+/// The demo shop's limited stock: the poster's units, so the storefront shows one running out.
+const DEMO_STOCK: (&str, i64) = ("price_poster", 3);
+
+/// With `STOCK_TABLE`, creates the stock table, and with the simulator's demo catalog gives
+/// the poster its units, once: a restart against the same moto does not refill it.
+async fn stock(
+    dynamodb: &DynamoDb,
+    env: &DevEnv,
+    demo_catalog: Option<&[stripe_simulator::CatalogPrice]>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some(table) = StockConfig::from_env(env)?.table else {
+        return Ok(());
+    };
+    tables::ensure(dynamodb, table.as_str(), &tables::STOCK).await?;
+    let (price, units) = DEMO_STOCK;
+    if !demo_catalog.is_some_and(|catalog| catalog.iter().any(|p| p.price == price)) {
+        return Ok(());
+    }
+    let stock = StockTable::new(table, dynamodb.clone());
+    let price: PriceId = price.parse()?;
+    if stock.level(None, &price).await?.is_none() {
+        stock.set(None, &price, units).await?;
+        tracing::info!(price = price.as_str(), units, "demo stock seeded");
+    }
+    Ok(())
 }
 
 /// The reconciler, as the scheduled function runs it in AWS.

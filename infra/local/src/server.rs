@@ -28,6 +28,10 @@ pub async fn route(bundle: &Bundle, request: Request) -> Response<Body> {
         "/checkout/sessions" | checkout::PAYMENTS_PATH => {
             checkout::handle(&stripe.checkout, request).await
         }
+        // `POST /checkout/sessions/{id}/expire`, the merchant server's call.
+        p if p.starts_with(checkout::SESSIONS_PREFIX) && p.ends_with(checkout::EXPIRE_SUFFIX) => {
+            checkout::handle(&stripe.checkout, request).await
+        }
         "/checkout/complete" | fulfillment::PAYMENT_LANDING_PATH => {
             stripe.fulfillment.http(request, None).await
         }
@@ -78,7 +82,7 @@ pub async fn serve(bundle: Arc<Bundle>, port: u16) -> Result<(), Box<dyn std::er
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(
-        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions, POST /payments, GET /checkout/complete, GET /payments/complete, /recovery/unsubscribe)"
+        "bundle listening on http://{addr} (POST /webhooks/stripe, POST /checkout/sessions, POST /checkout/sessions/{{id}}/expire, POST /payments, GET /checkout/complete, GET /payments/complete, /recovery/unsubscribe)"
     );
     loop {
         let (stream, _) = tokio::select! {

@@ -7,6 +7,8 @@
 //! ops redrive evt_…                                 put one event back through its consumers
 //! ops customer-token cus_… [--reference user-42] [--ttl 600]
 //!                                                   a customer token, as your server mints it
+//! ops stock set price_… 10 [--account acct_…]      a price's stock level (STOCK_TABLE)
+//! ops stock get price_… [--account acct_…]         its units left, or untracked
 //! ```
 
 // The consumers' futures nest deeply (see functions/fulfillment).
@@ -17,16 +19,17 @@ use std::process::ExitCode;
 use checkout_core::{
     aws, callers, clock,
     config::{self, Layered, ProcessEnv},
-    ids::{AccountId, EventId},
+    ids::{AccountId, EventId, PriceId},
     reconcile::{
         Consumers, ConsumersConfig, ExplainConfig, Explainer, PassOptions, ReconcileConfig,
         Reconciler,
     },
+    stock::{StockConfig, StockTable},
     store::DynamoDb,
 };
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: ops reconcile [--since 72h] [--account acct_…] | ops explain cs_…|pi_…|sub_…|evt_… | ops redrive evt_… | ops customer-token cus_… [--reference ID] [--ttl SECS]";
+const USAGE: &str = "usage: ops reconcile [--since 72h] [--account acct_…] | ops explain cs_…|pi_…|sub_…|evt_… | ops redrive evt_… | ops customer-token cus_… [--reference ID] [--ttl SECS] | ops stock set price_… UNITS [--account acct_…] | ops stock get price_… [--account acct_…]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -124,6 +127,47 @@ async fn run(args: &[String]) -> Result<Vec<String>, Fail> {
             lines.extend(explainer.explain(id.as_str()).await?);
             Ok(lines)
         }
+        Some("stock") => stock(args, &env, dynamodb).await,
+        _ => Err(USAGE.into()),
+    }
+}
+
+/// `ops stock set price_… UNITS` sets a price's level (tracking it from then on, whatever
+/// carts hold); `ops stock get price_…` reads it. `--account` for a connected account's.
+async fn stock(
+    args: &[String],
+    env: &Layered<ProcessEnv>,
+    dynamodb: DynamoDb,
+) -> Result<Vec<String>, Fail> {
+    let table = StockConfig::from_env(env)?
+        .table
+        .ok_or("STOCK_TABLE is not set: stock is not tracked")?;
+    let stock = StockTable::new(table, dynamodb);
+    let price: PriceId = args
+        .get(2)
+        .ok_or(USAGE)?
+        .parse()
+        .map_err(|e| format!("price: {e}"))?;
+    let account = flag(args, "--account")
+        .map(|a| a.parse::<AccountId>())
+        .transpose()?;
+    let on = account
+        .as_ref()
+        .map_or(String::new(), |a| format!(" on {a}"));
+    match args.get(1).map(String::as_str) {
+        Some("set") => {
+            let units: i64 = args
+                .get(3)
+                .and_then(|u| u.parse().ok())
+                .filter(|u| *u >= 0)
+                .ok_or("units: a whole number, 0 or more")?;
+            stock.set(account.as_ref(), &price, units).await?;
+            Ok(vec![format!("{price}{on}: {units} available")])
+        }
+        Some("get") => Ok(vec![match stock.level(account.as_ref(), &price).await? {
+            Some(units) => format!("{price}{on}: {units} available"),
+            None => format!("{price}{on}: untracked (no stock level: unlimited)"),
+        }]),
         _ => Err(USAGE.into()),
     }
 }

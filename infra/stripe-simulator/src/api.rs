@@ -1,18 +1,15 @@
 //! The API routes (`/v1/…`), answering in the bundle's own `checkout_core::stripe` types.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use checkout_core::stripe::{
-    AfterExpiration, CheckoutSession, LineItem, Mode, PaymentIntent, PaymentStatus, Price,
-    Recovery, SessionStatus, UiMode,
-};
+use checkout_core::stripe::{PaymentIntent, PaymentStatus};
 use http::{HeaderValue, Method, Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::{
-    Answer, Replay, Simulator, StoredSession, json, random_suffix, stripe_error, unix_now,
-};
+use crate::sessions::Expand;
+use crate::{Answer, Replay, Simulator, json, random_suffix, stripe_error};
 
 pub(crate) type Pairs = Vec<(String, String)>;
 
@@ -62,16 +59,6 @@ pub(crate) fn bad_request(message: &str, param: &str) -> ApiError {
     }
 }
 
-/// Stripe's refusal of a cart whose prices do not fit the session's mode.
-fn mode_mismatch(message: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: None,
-        message: message.into(),
-        param: Some("line_items".into()),
-    }
-}
-
 pub(crate) fn missing(kind: &str, id: &str) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
@@ -92,7 +79,7 @@ pub(crate) fn invalid_integer(param: &str, value: &str) -> ApiError {
 }
 
 /// `limit` (1..=100, default 10) and `starting_after`, as every Stripe list.
-fn page(all: Vec<Value>, query: &Pairs, url: &str) -> Result<Value, ApiError> {
+pub(crate) fn page(all: Vec<Value>, query: &Pairs, url: &str) -> Result<Value, ApiError> {
     page_where(all, |_| true, query, url)
 }
 
@@ -240,7 +227,7 @@ impl EventFilter {
 }
 
 impl Simulator {
-    pub(crate) fn api(&self, request: &http::Request<Bytes>) -> Answer {
+    pub(crate) fn api(self: &Arc<Self>, request: &http::Request<Bytes>) -> Answer {
         let expected = format!("Bearer {}", self.config.api_key.expose());
         let authorised = request
             .headers()
@@ -363,7 +350,7 @@ impl Simulator {
     }
 
     fn route(
-        &self,
+        self: &Arc<Self>,
         method: &Method,
         path: &str,
         query: &Pairs,
@@ -376,8 +363,12 @@ impl Simulator {
             (&Method::GET, ["checkout", "sessions"]) => self.list_sessions(query, account),
             (&Method::GET, ["checkout", "sessions", id]) => {
                 let stored = self.session(id, account)?;
-                Ok(self.session_json(&stored, expands(query, "line_items")))
+                Ok(self.session_json(&stored, Expand::of(query)))
             }
+            (&Method::POST, ["checkout", "sessions", id, "expire"]) => {
+                self.expire_session(id, body, account)
+            }
+            (&Method::GET, ["shipping_rates", id]) => self.shipping_rate_json(id),
             (&Method::GET, ["checkout", "sessions", id, "line_items"]) => {
                 let stored = self.session(id, account)?;
                 let product = expands(query, "data.price.product");
@@ -427,267 +418,6 @@ impl Simulator {
                 param: None,
             }),
         }
-    }
-
-    pub(crate) fn session(
-        &self,
-        id: &str,
-        account: Option<&str>,
-    ) -> Result<StoredSession, ApiError> {
-        self.lock()
-            .sessions
-            .get(id)
-            .filter(|s| s.account.as_deref() == account)
-            .cloned()
-            .ok_or_else(|| missing("checkout.session", id))
-    }
-
-    /// The session as Stripe returns it; `line_items` only when expanded (first page).
-    pub(crate) fn session_json(&self, stored: &StoredSession, with_items: bool) -> Value {
-        let mut value = serde_json::to_value(&stored.session).expect("a session serialises");
-        value["object"] = "checkout.session".into();
-        value["livemode"] = false.into();
-        value["success_url"] = stored.success_url.clone().into();
-        value["cancel_url"] = stored.cancel_url.clone().into();
-        value["return_url"] = stored.return_url.clone().into();
-        value["invoice"] = stored.invoice.clone().into();
-        value["line_items"] = if with_items {
-            let items = stored
-                .items
-                .iter()
-                .map(|i| self.item_json(i, false))
-                .collect();
-            page(
-                items,
-                &Vec::new(),
-                &format!("/v1/checkout/sessions/{}/line_items", stored.session.id),
-            )
-            .expect("the first page always exists")
-        } else {
-            Value::Null
-        };
-        value
-    }
-
-    fn item_json(&self, item: &LineItem, expand_product: bool) -> Value {
-        let mut value = serde_json::to_value(item).expect("a line item serialises");
-        value["object"] = "item".into();
-        if let Some(price) = &item.price {
-            value["price"]["object"] = "price".into();
-            if let Some(c) = self.catalog_price(price.id.as_str()) {
-                value["price"] = c.json();
-                if expand_product {
-                    value["price"]["product"] =
-                        json!({"id": c.product, "object": "product", "name": c.name});
-                }
-            }
-        }
-        value
-    }
-
-    pub(crate) fn catalog_price(&self, id: &str) -> Option<&crate::CatalogPrice> {
-        self.config.catalog.iter().find(|c| c.price == id)
-    }
-
-    fn create_session(&self, form: &Pairs, account: Option<&str>) -> Result<Value, ApiError> {
-        let mode: Mode = serde_json::from_value(param(form, "mode").unwrap_or_default().into())
-            .map_err(|_| bad_request("mode must be payment, subscription or setup", "mode"))?;
-        let mut items = Vec::new();
-        for i in 0.. {
-            let Some(price_id) = param(form, &format!("line_items[{i}][price]")) else {
-                break;
-            };
-            let Some(price) = self.config.catalog.iter().find(|c| c.price == price_id) else {
-                return Err(ApiError {
-                    status: StatusCode::BAD_REQUEST,
-                    code: Some("resource_missing"),
-                    message: format!("No such price: '{price_id}'"),
-                    param: Some(format!("line_items[{i}][price]")),
-                });
-            };
-            let quantity: u64 = param(form, &format!("line_items[{i}][quantity]"))
-                .unwrap_or("1")
-                .parse()
-                .map_err(|_| {
-                    bad_request("Invalid integer", &format!("line_items[{i}][quantity]"))
-                })?;
-            // As Stripe refuses it, so a test cannot pass on a cart Stripe would reject.
-            if quantity == 0 {
-                return Err(bad_request(
-                    "This value must be greater than or equal to 1.",
-                    &format!("line_items[{i}][quantity]"),
-                ));
-            }
-            let amount = price
-                .unit_amount
-                .saturating_mul(i64::try_from(quantity).unwrap_or(i64::MAX));
-            items.push(LineItem {
-                id: format!("li_{}", random_suffix(24)),
-                description: Some(price.name.clone()),
-                quantity: Some(quantity),
-                amount_subtotal: amount,
-                amount_total: amount,
-                currency: price.currency.clone(),
-                price: Some(Price {
-                    id: price.price.parse().expect("catalog ids are price_ ids"),
-                    product: Some(price.product.clone().into()),
-                    unit_amount: Some(price.unit_amount),
-                    currency: price.currency.clone(),
-                    kind: Some(price.kind().into()),
-                    active: Some(true),
-                }),
-            });
-        }
-        if items.is_empty() {
-            return Err(bad_request(
-                "line_items is required in payment mode",
-                "line_items",
-            ));
-        }
-        let recurring = items.iter().any(|i| {
-            i.price
-                .as_ref()
-                .is_some_and(|p| p.kind.as_deref() == Some("recurring"))
-        });
-        match mode {
-            Mode::Subscription if !recurring => {
-                return Err(mode_mismatch(
-                    "You must provide at least one recurring price in `subscription` mode when using prices.",
-                ));
-            }
-            Mode::Payment if recurring => {
-                return Err(mode_mismatch(
-                    "You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.",
-                ));
-            }
-            _ => {}
-        }
-        let ui_mode = match param(form, "ui_mode").unwrap_or("hosted") {
-            "hosted" => UiMode::Hosted,
-            "embedded" => UiMode::Embedded,
-            _ => return Err(bad_request("ui_mode must be hosted or embedded", "ui_mode")),
-        };
-        let success_url = param(form, "success_url").map(str::to_string);
-        let return_url = param(form, "return_url").map(str::to_string);
-        match ui_mode {
-            UiMode::Hosted if success_url.is_none() => {
-                return Err(bad_request(
-                    "success_url is required for hosted sessions",
-                    "success_url",
-                ));
-            }
-            UiMode::Embedded if return_url.is_none() => {
-                return Err(bad_request(
-                    "return_url is required for embedded sessions",
-                    "return_url",
-                ));
-            }
-            _ => {}
-        }
-        let now = unix_now();
-        let expires_at = match param(form, "expires_at").map(str::parse::<i64>) {
-            None => now + 86_400,
-            Some(Ok(t)) if (now + 1800 - 60..=now + 86_400 + 60).contains(&t) => t,
-            Some(_) => {
-                return Err(bad_request(
-                    "expires_at must be 30 minutes to 24 hours from now",
-                    "expires_at",
-                ));
-            }
-        };
-        let recovery =
-            (param(form, "after_expiration[recovery][enabled]") == Some("true")).then(|| {
-                Recovery {
-                    enabled: true,
-                    url: None,
-                    expires_at: None,
-                    allow_promotion_codes: param(
-                        form,
-                        "after_expiration[recovery][allow_promotion_codes]",
-                    ) == Some("true"),
-                }
-            });
-        let metadata: BTreeMap<String, String> = form
-            .iter()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.strip_prefix("metadata[")?.strip_suffix(']')?.to_string(),
-                    v.clone(),
-                ))
-            })
-            .collect();
-        let subtotal = items.iter().map(|i| i.amount_subtotal).sum();
-        let id = format!("cs_test_{}", random_suffix(40));
-        let session = CheckoutSession {
-            id: id.parse().expect("cs_ id"),
-            url: (ui_mode == UiMode::Hosted)
-                .then(|| format!("{}/c/pay/{id}", self.config.public_url)),
-            client_secret: (ui_mode == UiMode::Embedded)
-                .then(|| format!("{id}_secret_{}", random_suffix(24))),
-            expires_at,
-            created: Some(now),
-            mode,
-            ui_mode: Some(ui_mode),
-            status: Some(SessionStatus::Open),
-            payment_status: PaymentStatus::Unpaid,
-            customer: param(form, "customer").and_then(|c| c.parse().ok()),
-            customer_email: param(form, "customer_email").map(str::to_string),
-            customer_details: None,
-            amount_subtotal: Some(subtotal),
-            amount_total: Some(subtotal),
-            currency: items.first().map(|i| i.currency.clone()),
-            locale: param(form, "locale").map(str::to_string),
-            payment_intent: None,
-            subscription: None,
-            client_reference_id: param(form, "client_reference_id").map(str::to_string),
-            consent: None,
-            after_expiration: recovery.map(|r| AfterExpiration { recovery: Some(r) }),
-            recovered_from: None,
-            metadata,
-            line_items: None,
-        };
-        let stored = StoredSession {
-            account: account.map(str::to_string),
-            session,
-            items,
-            success_url,
-            cancel_url: param(form, "cancel_url").map(str::to_string),
-            return_url,
-            collects_consent: param(form, "consent_collection[promotions]") == Some("auto"),
-            withhold_webhooks: false,
-            application_fee_amount: param(form, "payment_intent_data[application_fee_amount]")
-                .and_then(|a| a.parse().ok()),
-            application_fee_percent: param(form, "subscription_data[application_fee_percent]")
-                .and_then(|p| p.parse().ok()),
-            invoice: None,
-        };
-        let value = self.session_json(&stored, false);
-        self.lock().sessions.insert(id, stored);
-        Ok(value)
-    }
-
-    fn list_sessions(&self, query: &Pairs, account: Option<&str>) -> Result<Value, ApiError> {
-        let payment_intent = param(query, "payment_intent");
-        let sessions: Vec<StoredSession> = self
-            .lock()
-            .sessions
-            .values()
-            .filter(|s| s.account.as_deref() == account)
-            .filter(|s| {
-                payment_intent.is_none_or(|pi| {
-                    s.session
-                        .payment_intent
-                        .as_ref()
-                        .is_some_and(|p| p.as_str() == pi)
-                })
-            })
-            .cloned()
-            .collect();
-        let all = sessions
-            .iter()
-            .map(|s| self.session_json(s, false))
-            .collect();
-        page(all, query, "/v1/checkout/sessions")
     }
 
     /// A catalog price; with `expand[]=product`, its product as an object (id, name), as
@@ -762,6 +492,7 @@ impl Simulator {
             application_fee_amount: stored.application_fee_amount,
         });
         value["amount_received"] = typed["amount_received"].clone();
+        value["setup_future_usage"] = stored.options.setup_future_usage.into();
         value["receipt_email"] = typed["receipt_email"].clone();
         value["latest_charge"] = latest_charge.unwrap_or(Value::Null);
         Ok(value)

@@ -13,6 +13,14 @@
 //! `starting_after`, and `GET /v1/events` filters by `type` (with a `group.*` wildcard),
 //! `types[]` and `created` bounds before paging. Everything else is kept simple and says so.
 //!
+//! Sessions take the Checkout options Stripe takes at the pinned version (shipping address
+//! and rates, phone, billing address, tax ids, automatic tax, custom texts and fields, terms
+//! of service, invoices, submit type, saving the card, adjustable quantities, optional items)
+//! and refuse any other parameter (`session_options`); the hosted page collects what they ask
+//! and paying fills the session as Stripe does, taxes and shipping in its totals
+//! (`checkout_form`, `tax`). `POST …/expire` expires a session, and `ui_mode=custom` sessions
+//! pay on a stand-in for Stripe.js's custom checkout (`custom_checkout`).
+//!
 //! The Payment Element flow for existing customers is here too: `POST /v1/payment_intents`
 //! and `POST /v1/customer_sessions` for a returning customer (one, [`DEMO_CUSTOMER`], exists
 //! from the start with a saved card), and a stand-in for the element (`/elements/pay`) that
@@ -31,6 +39,9 @@
 mod api;
 mod billing;
 mod charges;
+mod checkout_form;
+mod custom_checkout;
+mod custom_fields;
 mod customer_sessions;
 mod customers;
 mod delivery;
@@ -40,15 +51,21 @@ mod elements;
 mod invoices;
 mod objects;
 mod pages;
+mod params;
 mod payment_attempts;
 mod payment_intents;
+mod session_options;
+mod sessions;
+mod shipping;
 mod subscriptions;
+mod tax;
 #[cfg(test)]
 mod tests;
 
 pub use customers::{DEMO_CUSTOMER, DEMO_PAYMENT_METHOD};
 pub use objects::DevError;
 pub use payment_attempts::{Confirm, SETTLE_AFTER};
+pub use shipping::{CatalogShippingRate, demo_shipping_rates};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
@@ -165,6 +182,8 @@ pub struct SimulatorConfig {
     /// The endpoint secret events are signed with (`STRIPE_WEBHOOK_SECRET` of the bundle).
     pub webhook_secret: Secret,
     pub catalog: Vec<CatalogPrice>,
+    /// The shipping rates sessions may offer (`shipping_options[N][shipping_rate]`).
+    pub shipping_rates: Vec<CatalogShippingRate>,
 }
 
 /// A session as the simulator keeps it: the object in the client's own type, plus what
@@ -178,6 +197,9 @@ struct StoredSession {
     cancel_url: Option<String>,
     return_url: Option<String>,
     collects_consent: bool,
+    /// The Checkout options beyond the cart, as created (and, once paid, what was collected
+    /// for the custom fields).
+    options: session_options::SessionOptions,
     /// The hosted page's "Don't send webhooks" choice, kept for settling a delayed payment.
     withhold_webhooks: bool,
     /// `payment_intent_data[application_fee_amount]` (a Connect sale), for its PaymentIntent.

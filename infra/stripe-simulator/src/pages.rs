@@ -15,11 +15,10 @@ use serde_json::Value;
 
 use checkout_core::money::Money;
 
+use crate::checkout_form::{self, Collected};
 use crate::delivery::{Delivery, Outgoing};
-use crate::{Answer, Simulator, State, StoredSession, random_suffix, unix_now};
-
-/// How long a recovery link stays valid, as on Stripe.
-const RECOVERY_LINK_SECS: i64 = 30 * 86_400;
+use crate::sessions::{Expand, first_rate};
+use crate::{Answer, Simulator, State, StoredSession, random_suffix, tax, unix_now};
 
 pub(crate) fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
@@ -46,9 +45,14 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
 
 #[derive(Serialize)]
 struct ItemView {
+    /// The line's index in `line_items` (`quantity_<index>` on the page).
+    index: usize,
     name: String,
     quantity: u64,
     amount: String,
+    /// The range of an adjustable quantity.
+    minimum: Option<u64>,
+    maximum: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -106,10 +110,17 @@ fn view(stored: &StoredSession) -> SessionView {
         items: stored
             .items
             .iter()
-            .map(|i| ItemView {
-                name: i.description.clone().unwrap_or_default(),
-                quantity: i.quantity.unwrap_or(1),
-                amount: Money::new(i.amount_total, &i.currency).to_string(),
+            .enumerate()
+            .map(|(index, i)| {
+                let range = stored.options.adjustable.get(index).copied().flatten();
+                ItemView {
+                    index,
+                    name: i.description.clone().unwrap_or_default(),
+                    quantity: i.quantity.unwrap_or(1),
+                    amount: Money::new(i.amount_total, &i.currency).to_string(),
+                    minimum: range.map(|r| r.minimum),
+                    maximum: range.map(|r| r.maximum),
+                }
             })
             .collect(),
     }
@@ -185,37 +196,75 @@ impl Simulator {
             }
             (&Method::GET, ["c", "pay", id]) => match self.stored(id) {
                 None => self.message(StatusCode::NOT_FOUND, "Not found", "No such session."),
-                Some(stored) if stored.session.status == Some(SessionStatus::Expired) => self
-                    .render(
-                        StatusCode::OK,
-                        "expired.html",
-                        serde_json::json!({"session": view(&stored)}),
-                    ),
-                Some(stored) => self.render(
-                    StatusCode::OK,
-                    "pay.html",
-                    serde_json::json!({"session": view(&stored)}),
-                ),
+                Some(stored) => self.pay_page(StatusCode::OK, &stored, None, &[], None),
             },
-            (&Method::POST, ["c", "pay", id]) => self.act(id, &form),
+            (&Method::POST, ["c", "pay", id]) => self.act(id, &form, None),
             (&Method::POST, ["c", "pay", id, "settle"]) => self.settle(id, &form),
             (&Method::GET, ["r", id]) => self.recover(id),
             (&Method::GET, ["dev", "billing"]) => self.billing_page(&query),
             (&Method::POST, ["dev", "billing"]) => self.billing_action(&form),
             (&Method::GET, ["i", id]) => self.invoice_page(id),
             (&Method::POST, ["i", id]) => self.invoice_pay(id),
+            (&Method::GET, ["elements", "checkout"]) => self.custom_checkout_page(&query),
+            (&Method::POST, ["elements", "checkout"]) => self.custom_checkout_act(&form),
             (&Method::GET, ["elements", "pay"]) => self.element_page(&query),
             (&Method::POST, ["elements", "pay"]) => self.element_confirm(&form),
             _ => self.message(StatusCode::NOT_FOUND, "Not found", "No such page."),
         }
     }
 
-    fn stored(&self, id: &str) -> Option<StoredSession> {
+    pub(crate) fn stored(&self, id: &str) -> Option<StoredSession> {
         self.lock().sessions.get(id).cloned()
     }
 
-    /// Pay, pay with a delayed method, or let the session expire.
-    fn act(self: &Arc<Self>, id: &str, form: &[(String, String)]) -> Answer {
+    /// The payment form of a session (its state once closed): the hosted page's, and the
+    /// custom checkout's (`client_secret` given: it posts to `/elements/checkout`). `values`
+    /// refill the form after `error`.
+    pub(crate) fn pay_page(
+        &self,
+        status: StatusCode,
+        stored: &StoredSession,
+        client_secret: Option<&str>,
+        values: &[(String, String)],
+        error: Option<&str>,
+    ) -> Answer {
+        if stored.session.status == Some(SessionStatus::Expired) {
+            return self.render(
+                status,
+                "expired.html",
+                serde_json::json!({"session": view(stored)}),
+            );
+        }
+        let action = match client_secret {
+            Some(_) => "/elements/checkout".to_string(),
+            None => format!("/c/pay/{}", stored.session.id),
+        };
+        let values: std::collections::BTreeMap<&str, &str> = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.render(
+            status,
+            "pay.html",
+            serde_json::json!({
+                "session": view(stored),
+                "form": checkout_form::view(stored, &self.config),
+                "action": action,
+                "client_secret": client_secret,
+                "values": values,
+                "error": error,
+            }),
+        )
+    }
+
+    /// Pay, pay with a delayed method, or let the session expire. `client_secret`: the form
+    /// came from the custom checkout page, where an error shows it again.
+    pub(crate) fn act(
+        self: &Arc<Self>,
+        id: &str,
+        form: &[(String, String)],
+        client_secret: Option<&str>,
+    ) -> Answer {
         let field = |name: &str| {
             form.iter()
                 .find(|(k, _)| k == name)
@@ -230,6 +279,7 @@ impl Simulator {
         };
         let action = field("action").unwrap_or_default();
         let email = field("email");
+        let paying = action == "pay" || action == "pay-delayed";
         if action == "pay-delayed"
             && self
                 .stored(id)
@@ -240,6 +290,31 @@ impl Simulator {
                 "Not offered",
                 "The simulator's delayed payment methods are for payment-mode sessions.",
             );
+        }
+        // What the session asks beyond the email, checked before anything changes; a
+        // refusal shows the form again with what was entered.
+        let mut collected: Option<Collected> = None;
+        if let Some(current) = self
+            .stored(id)
+            .filter(|s| paying && s.session.status == Some(SessionStatus::Open))
+        {
+            let checked = if email.as_deref().is_some_and(|e| e.contains('@')) {
+                checkout_form::collect(&current, form, &self.config)
+            } else {
+                Err("Enter an email address to pay.".to_string())
+            };
+            match checked {
+                Ok(c) => collected = Some(c),
+                Err(why) => {
+                    return self.pay_page(
+                        StatusCode::BAD_REQUEST,
+                        &current,
+                        client_secret,
+                        form,
+                        Some(&why),
+                    );
+                }
+            }
         }
         if action != "expire" && !email.as_deref().is_some_and(|e| e.contains('@')) {
             return self.message(
@@ -268,6 +343,7 @@ impl Simulator {
         session.customer_details = Some(CustomerDetails {
             email,
             name: field("name"),
+            ..CustomerDetails::default()
         });
         if stored.collects_consent {
             session.consent = Some(Consent {
@@ -276,11 +352,15 @@ impl Simulator {
                 } else {
                     PromotionsConsent::OptOut
                 }),
+                terms_of_service: None,
             });
         }
         let mut events: Vec<Outgoing> = Vec::new();
         match action.as_str() {
             "pay" | "pay-delayed" => {
+                if let Some(collected) = collected {
+                    checkout_form::apply(stored, collected, &self.config);
+                }
                 let session = &mut stored.session;
                 session.status = Some(SessionStatus::Complete);
                 if session.mode == Mode::Payment {
@@ -301,7 +381,7 @@ impl Simulator {
                 events.push(
                     (
                         "checkout.session.completed",
-                        self.session_json(stored, false),
+                        self.session_json(stored, Expand::NONE),
                     )
                         .into(),
                 );
@@ -313,7 +393,7 @@ impl Simulator {
                             events.push(
                                 (
                                     "checkout.session.async_payment_succeeded",
-                                    self.session_json(stored, false),
+                                    self.session_json(stored, Expand::NONE),
                                 )
                                     .into(),
                             );
@@ -321,7 +401,7 @@ impl Simulator {
                         Some("failed") => events.push(
                             (
                                 "checkout.session.async_payment_failed",
-                                self.session_json(stored, false),
+                                self.session_json(stored, Expand::NONE),
                             )
                                 .into(),
                         ),
@@ -329,20 +409,7 @@ impl Simulator {
                     }
                 }
             }
-            "expire" => {
-                let session = &mut stored.session;
-                session.status = Some(SessionStatus::Expired);
-                if let Some(recovery) = session
-                    .after_expiration
-                    .as_mut()
-                    .and_then(|a| a.recovery.as_mut())
-                    .filter(|r| r.enabled)
-                {
-                    recovery.url = Some(format!("{}/r/{id}", self.config.public_url));
-                    recovery.expires_at = Some(now + RECOVERY_LINK_SECS);
-                }
-                events.push(("checkout.session.expired", self.session_json(stored, false)).into());
-            }
+            "expire" => events.push(self.expire(stored, now)),
             _ => {
                 return self.message(
                     StatusCode::BAD_REQUEST,
@@ -405,7 +472,7 @@ impl Simulator {
                 );
             }
         };
-        let event = (kind, self.session_json(stored, false)).into();
+        let event = (kind, self.session_json(stored, Expand::NONE)).into();
         let stored = stored.clone();
         drop(state);
         let delivery = Delivery {
@@ -459,6 +526,8 @@ impl Simulator {
             .and_then(|d| d.email.clone());
         session.customer_details = None;
         session.consent = None;
+        session.collected_information = None;
+        session.shipping_cost = first_rate(&recovered.options);
         session.recovered_from = Some(original.session.id);
         if let Some(recovery) = session
             .after_expiration
@@ -472,6 +541,10 @@ impl Simulator {
             item.id = format!("li_{}", random_suffix(24));
         }
         recovered.withhold_webhooks = false;
+        for field in &mut recovered.options.custom_fields {
+            field.value = None;
+        }
+        tax::recompute(&mut recovered, &self.config);
         let url = recovered.session.url.clone().unwrap_or_default();
         state.sessions.insert(new_id, recovered);
         redirect(&url)

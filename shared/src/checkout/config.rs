@@ -4,6 +4,8 @@ use crate::callers::CallersConfig;
 use crate::config::{self as env_config, ConfigError, Source, TableName};
 use crate::ids::{AccountId, PriceId};
 use crate::money::BasisPoints;
+use crate::shop::ShopConfig;
+use crate::stock::StockConfig;
 use crate::stripe::StripeConfig;
 
 use super::cors::Cors;
@@ -22,7 +24,8 @@ pub struct CheckoutConfig {
     /// Hosted mode's redirect after payment; holds `{CHECKOUT_SESSION_ID}`.
     pub success_url: String,
     pub cancel_url: Option<String>,
-    /// Embedded mode's redirect; holds `{CHECKOUT_SESSION_ID}`. Unset: embedded is refused.
+    /// Embedded and custom modes' redirect; holds `{CHECKOUT_SESSION_ID}`. Unset: both are
+    /// refused.
     pub return_url: Option<String>,
     pub expires_after_secs: i64,
     pub collect_promotions_consent: bool,
@@ -31,6 +34,10 @@ pub struct CheckoutConfig {
     pub limits: RequestLimits,
     pub cors: Cors,
     pub connect: ConnectConfig,
+    /// The merchant's Checkout options, per account (`shop`).
+    pub shop: ShopConfig,
+    /// Stock reserved per session when `STOCK_TABLE` is set (`stock`).
+    pub stock: StockConfig,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -147,6 +154,8 @@ impl CheckoutConfig {
                     fixed_amount: env_config::parsed_or(env, "CONNECT_FEE_FIXED", 0)?,
                 },
             },
+            shop: ShopConfig::from_env(env)?,
+            stock: StockConfig::from_env(env)?,
         })
     }
 }

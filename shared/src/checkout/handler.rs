@@ -32,8 +32,11 @@ pub async fn handle(creator: &SessionCreator, request: Request) -> Response<Body
     let mut response = match verdict {
         Verdict::Refused => api::error(&CheckoutError::OriginNotAllowed),
         _ => {
-            let result = if request.uri().path() == PAYMENTS_PATH {
+            let path = request.uri().path();
+            let result = if path == PAYMENTS_PATH {
                 pay(creator, &request).await
+            } else if let Some(id) = super::expire::expire_target(path) {
+                super::expire::expire(creator, &request, id).await
             } else {
                 create(creator, &request).await
             };
@@ -133,7 +136,7 @@ async fn create(
         }
         _ => return Err(CheckoutError::UnsupportedMediaType),
     };
-    if is_form && parsed.ui_mode == RequestUiMode::Embedded {
+    if is_form && parsed.ui_mode != RequestUiMode::Hosted {
         return Err(InvalidField::new(
             "ui_mode",
             "a form post redirects, so it can only use hosted Checkout",

@@ -8,6 +8,7 @@
 
 mod config;
 mod cors;
+mod expire;
 mod fields;
 mod handler;
 mod payment;
@@ -16,9 +17,11 @@ mod replay;
 mod request;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use config::{CheckoutConfig, ConnectConfig, FeePolicy};
 pub use cors::Cors;
+pub use expire::{EXPIRE_SUFFIX, SESSIONS_PREFIX};
 pub use handler::{MAX_BODY_BYTES, PAYMENTS_PATH, handle};
 pub use payment::{CreatedPayment, PaymentRequest, PaymentsPolicy};
 pub use prices::PriceCache;
@@ -35,6 +38,8 @@ use crate::clock::Clock;
 use crate::http::{ApiError, PayloadTooLarge};
 use crate::ids::{AccountId, PriceId, SessionId};
 use crate::money::BasisPoints;
+use crate::shop::SessionKind;
+use crate::stock::{Cart, Stock, StockError, stock_from_config};
 use crate::store::{DynamoDb, RequestStore, SessionRecord, SessionStore, StoreError};
 use crate::stripe::{Form, IdempotencyKey, Mode, RequestOptions, StripeClient, StripeError};
 
@@ -57,6 +62,12 @@ pub enum CheckoutError {
     IdempotencyConflict,
     #[error(transparent)]
     Caller(#[from] CallerError),
+    /// An expire route for a session this bundle did not create.
+    #[error("no such Checkout Session")]
+    UnknownSession,
+    /// An expire route for a session already paid.
+    #[error("this Checkout Session is complete: it cannot be expired")]
+    SessionComplete,
     /// Stripe would not use the customer; the message never says whether it exists.
     #[error("this customer cannot be used for this payment")]
     CustomerUnusable,
@@ -64,6 +75,8 @@ pub enum CheckoutError {
     Stripe(#[from] StripeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Stock(#[from] StockError),
 }
 
 impl ApiError for CheckoutError {
@@ -75,10 +88,12 @@ impl ApiError for CheckoutError {
             }
             Self::TooLarge(err) => err.status(),
             Self::OriginNotAllowed => StatusCode::FORBIDDEN,
-            Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::IdempotencyConflict | Self::SessionComplete => StatusCode::CONFLICT,
+            Self::UnknownSession => StatusCode::NOT_FOUND,
             Self::Caller(err) => err.status(),
             Self::Stripe(err) => err.status(),
             Self::Store(err) => err.status(),
+            Self::Stock(err) => err.status(),
         }
     }
 
@@ -89,10 +104,13 @@ impl ApiError for CheckoutError {
             Self::TooLarge(err) => err.code(),
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::IdempotencyConflict => "idempotency_conflict",
+            Self::UnknownSession => "not_found",
+            Self::SessionComplete => "session_complete",
             Self::Caller(err) => err.code(),
             Self::CustomerUnusable => "customer_unusable",
             Self::Stripe(err) => err.code(),
             Self::Store(err) => err.code(),
+            Self::Stock(err) => err.code(),
         }
     }
 
@@ -101,6 +119,7 @@ impl ApiError for CheckoutError {
             Self::Invalid(invalid) => Some(&invalid.field),
             Self::Caller(err) => err.param(),
             Self::CustomerUnusable => Some("customer"),
+            Self::Stock(err) => err.param(),
             _ => None,
         }
     }
@@ -124,6 +143,7 @@ pub struct SessionCreator {
     requests: RequestStore,
     callers: Callers,
     prices: PriceCache,
+    stock: Arc<dyn Stock>,
     clock: Clock,
 }
 
@@ -133,12 +153,20 @@ impl SessionCreator {
         Self {
             stripe: StripeClient::new(config.stripe.clone()),
             sessions: SessionStore::new(config.sessions_table.clone(), dynamodb.clone()),
-            requests: RequestStore::new(config.requests_table.clone(), dynamodb),
+            requests: RequestStore::new(config.requests_table.clone(), dynamodb.clone()),
+            stock: stock_from_config(config.stock.clone(), dynamodb),
             callers: Callers::new(config.callers.clone()),
             prices: PriceCache::default(),
             config,
             clock: Clock::system(),
         }
+    }
+
+    /// The same creator with the merchant's own stock keeper (an inventory system).
+    #[must_use]
+    pub fn with_stock(mut self, stock: Arc<dyn Stock>) -> Self {
+        self.stock = stock;
+        self
     }
 
     /// The same creator reading time from `clock` (tests).
@@ -222,6 +250,7 @@ impl SessionCreator {
             .create_checkout_session(&params, options)
             .await
             .map_err(payment::stripe_error)?;
+        self.reserve(&session.id, &request).await?;
 
         let record = SessionRecord {
             session_id: session.id.clone(),
@@ -244,6 +273,40 @@ impl SessionCreator {
             client_secret: session.client_secret,
             expires_at: session.expires_at,
         })
+    }
+
+    /// Takes the cart's units for the session Stripe just made. Out of stock: the session
+    /// is expired at once (its URL was never handed out) and the caller told which price ran
+    /// out. A repeat of the same request (an `Idempotency-Key` retry) finds the units already
+    /// taken for this session.
+    async fn reserve(
+        &self,
+        session: &SessionId,
+        request: &CreateSessionRequest,
+    ) -> Result<(), CheckoutError> {
+        let cart = Cart {
+            session: session.clone(),
+            account: request.account.clone(),
+            lines: request
+                .line_items
+                .iter()
+                .map(|i| (i.price.clone(), u64::from(i.quantity)))
+                .collect(),
+        };
+        match self.stock.reserve(&cart).await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let options = RequestOptions {
+                    account: request.account.as_ref(),
+                    idempotency_key: None,
+                };
+                // Best effort: an unexpired session nobody has the URL of expires on its own.
+                if let Err(expire) = self.stripe.expire_checkout_session(session, options).await {
+                    tracing::warn!(session_id = %session, error = %expire, "could not expire a session refused for stock; it expires at its expires_at");
+                }
+                Err(err.into())
+            }
+        }
     }
 
     /// The platform's fee on a connected account's sale, from the configured policy and the
@@ -320,10 +383,29 @@ impl CheckoutConfig {
         now: i64,
         fee: &ApplicationFee,
     ) -> Result<Form, CheckoutError> {
+        let policy = self.shop.shop.checkout(request.account.as_ref());
         let mut form = Form::new();
         for (i, item) in request.line_items.iter().enumerate() {
             form.push(format!("line_items[{i}][price]"), &item.price);
             form.push(format!("line_items[{i}][quantity]"), item.quantity);
+            if let Some(adjustable) = policy.adjustable(&item.price) {
+                if !adjustable.range().contains(&item.quantity) {
+                    let range = adjustable.range();
+                    return Err(InvalidField::new(
+                        format!("line_items[{i}].quantity"),
+                        format!(
+                            "between {} and {} for this price",
+                            range.start().max(&1),
+                            range.end()
+                        ),
+                    )
+                    .into());
+                }
+                form.push_json(
+                    &format!("line_items[{i}][adjustable_quantity]"),
+                    &serde_json::to_value(adjustable).expect("serialises"),
+                );
+            }
         }
         form.push(
             "mode",
@@ -338,14 +420,19 @@ impl CheckoutConfig {
                 form.push("success_url", &self.success_url);
                 form.push_opt("cancel_url", self.cancel_url.as_ref());
             }
-            RequestUiMode::Embedded => {
+            RequestUiMode::Embedded | RequestUiMode::Custom => {
+                let name = if request.ui_mode == RequestUiMode::Embedded {
+                    "embedded"
+                } else {
+                    "custom"
+                };
                 let return_url = self.return_url.as_ref().ok_or_else(|| {
                     InvalidField::new(
                         "ui_mode",
-                        "embedded Checkout is not configured here (CHECKOUT_RETURN_URL)",
+                        format!("{name} Checkout is not configured here (CHECKOUT_RETURN_URL)"),
                     )
                 })?;
-                form.push("ui_mode", "embedded");
+                form.push("ui_mode", name);
                 form.push("return_url", return_url);
             }
         }
@@ -378,6 +465,12 @@ impl CheckoutConfig {
         for (key, value) in request.metadata.iter() {
             form.push(format!("metadata[{key}]"), value);
         }
+        let cart: Vec<&PriceId> = request.line_items.iter().map(|i| &i.price).collect();
+        let kind = match request.mode {
+            RequestMode::Payment => SessionKind::Payment,
+            RequestMode::Subscription => SessionKind::Subscription,
+        };
+        policy.push_to(&mut form, kind, &cart);
         match fee {
             ApplicationFee::None => {}
             ApplicationFee::Amount(amount) => {

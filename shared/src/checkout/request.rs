@@ -64,6 +64,9 @@ impl From<RequestMode> for Mode {
 pub enum RequestUiMode {
     Hosted,
     Embedded,
+    /// Checkout Sessions with Elements: the merchant's page renders the payment form with
+    /// Stripe.js from the session's `client_secret`.
+    Custom,
 }
 
 impl From<RequestUiMode> for UiMode {
@@ -71,6 +74,7 @@ impl From<RequestUiMode> for UiMode {
         match mode {
             RequestUiMode::Hosted => UiMode::Hosted,
             RequestUiMode::Embedded => UiMode::Embedded,
+            RequestUiMode::Custom => UiMode::Custom,
         }
     }
 }
@@ -208,21 +212,41 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Inva
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let message = describe(e.inner());
         let path = e.path().to_string();
-        // serde names a missing field only in its message; make it the field at fault.
-        let missing = message
-            .strip_prefix("missing field `")
-            .and_then(|m| m.split('`').next());
-        let field = match (path.as_str(), missing) {
+        // serde names a missing or unknown field only in its message; make it the field at
+        // fault.
+        let name_after = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|m| m.split('`').next())
+                .map(str::to_string)
+        };
+        let missing = name_after("missing field `");
+        // The path of an unknown field already ends with it, except at the top level.
+        let unknown = name_after("unknown field `");
+        let named = missing.clone().or_else(|| unknown.clone());
+        let missing = missing.or_else(|| unknown.filter(|_| path == "."));
+        let field = match (path.as_str(), missing.as_deref()) {
             (".", Some(name)) => name.to_string(),
             ("." | "?", None) => "body".to_string(),
             (path, Some(name)) => format!("{path}.{name}"),
             (path, None) => path.to_string(),
+        };
+        // A Checkout option a browser tries to set: say who sets it instead.
+        let message = match named {
+            Some(name) if message.starts_with("unknown") && is_policy_option(&name) => format!(
+                "{name} is set by the merchant's shop policy (SHOP_POLICY), never by a request"
+            ),
+            _ => message,
         };
         InvalidField::new(field, message)
     })?;
     de.end()
         .map_err(|e| InvalidField::new("body", describe(&e)))?;
     Ok(value)
+}
+
+fn is_policy_option(name: &str) -> bool {
+    crate::shop::OPTION_KEYS.contains(&name)
 }
 
 /// Quantities arrive as text in a form; anything that is not a number stays text and is
@@ -331,7 +355,7 @@ mod tests {
             ),
             (format!(r#"{{"line_items":[{item}]}}"#), "mode"),
             (
-                format!(r#"{{"line_items":[{item}],"mode":"payment","ui_mode":"custom"}}"#),
+                format!(r#"{{"line_items":[{item}],"mode":"payment","ui_mode":"elements"}}"#),
                 "ui_mode",
             ),
             (

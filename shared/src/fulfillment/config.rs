@@ -1,6 +1,8 @@
 //! The fulfillment function's configuration, read once at cold start.
 
 use crate::config::{self, ConfigError, Source, TableName};
+use crate::shop::ShopConfig;
+use crate::stock::StockConfig;
 use crate::stripe::StripeConfig;
 
 #[derive(Debug, Clone)]
@@ -21,6 +23,11 @@ pub struct FulfillmentConfig {
     /// Checkout Sessions this bundle did not create (Stripe sends a Connect endpoint every
     /// connected account's events).
     pub fulfil_foreign_sessions: bool,
+    /// The shop document: optional items (to mark the lines a customer added) and the
+    /// profiles the confirmation email is branded with.
+    pub shop: ShopConfig,
+    /// Stock committed at fulfilment and released when a session expires (`STOCK_TABLE`).
+    pub stock: StockConfig,
 }
 
 impl FulfillmentConfig {
@@ -40,6 +47,8 @@ impl FulfillmentConfig {
                 "CONNECT_FULFIL_FOREIGN_SESSIONS",
                 false,
             )?,
+            shop: ShopConfig::from_env(env)?,
+            stock: StockConfig::from_env(env)?,
         })
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Fulfil, Fulfillment, FulfillmentError, Outcome};
 use crate::access::Entitle;
 use crate::http::{self as api, ApiError};
-use crate::ids::SessionId;
+use crate::ids::{AccountId, SessionId};
 use crate::money::Currency;
 use crate::store::{FulfillmentState, OrderLine, SessionStore, StoreError};
 use crate::stripe::PaymentStatus;
@@ -81,6 +81,32 @@ pub struct LandingPage {
     pub currency: Option<Currency>,
 }
 
+/// Whether the session is one this bundle may ask Stripe about, and on which account: it
+/// created it (the sessions table), or already has its order, or has stored a verified event
+/// about it (a session Stripe made from a recovery link, whose `completed` event, carrying
+/// `recovered_from`, is stored before Stripe redirects the customer). `None` for any other
+/// id, found with DynamoDB reads only, so a loop of made-up ids cannot spend the merchant's
+/// Stripe rate limit.
+async fn known_session<F: Fulfil, E: Entitle>(
+    fulfillment: &Fulfillment<F, E>,
+    sessions: &SessionStore,
+    id: &SessionId,
+) -> Result<Option<Option<AccountId>>, StoreError> {
+    if let Some(record) = sessions.get(id).await? {
+        return Ok(Some(record.account));
+    }
+    if let Some(order) = fulfillment.orders().get(id.as_str()).await? {
+        return Ok(Some(order.account));
+    }
+    Ok(fulfillment
+        .events()
+        .for_object(id.as_str())
+        .await?
+        .into_iter()
+        .next()
+        .map(|event| event.account))
+}
+
 pub async fn handle<F: Fulfil, E: Entitle>(
     fulfillment: &Fulfillment<F, E>,
     sessions: &SessionStore,
@@ -109,11 +135,9 @@ async fn page<F: Fulfil, E: Entitle>(
     let session_id: SessionId = raw
         .parse()
         .map_err(|_| LandingError::InvalidSessionId("not a Checkout Session id (cs_…)"))?;
-    // The session was created here: its record says which connected account it lives on.
-    let account = sessions
-        .get(&session_id)
+    let account = known_session(fulfillment, sessions, &session_id)
         .await?
-        .and_then(|record| record.account);
+        .ok_or(LandingError::UnknownSession)?;
     let now = fulfillment.clock().now();
     let outcome = fulfillment
         .fulfill_checkout(

@@ -39,6 +39,7 @@ pub use stream::{
 use crate::access::{Entitle, EntitleError};
 use crate::clock::Clock;
 use crate::mail::MailError;
+use crate::stock::StockError;
 use crate::store::{DynamoDb, SessionStore, StoreError};
 use crate::stripe::StripeError;
 
@@ -55,6 +56,8 @@ pub enum FulfillmentError {
     Fulfil(#[from] FulfilError),
     #[error("entitlement failed: {0}")]
     Entitle(#[from] EntitleError),
+    #[error(transparent)]
+    Stock(#[from] StockError),
 }
 
 impl From<MailError> for FulfilError {

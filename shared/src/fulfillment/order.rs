@@ -7,9 +7,12 @@ use serde::Serialize;
 
 use crate::ids::AccountId;
 use crate::mail::EmailStatus;
-use crate::store::{OrderDetails, OrderLine};
+use crate::store::{
+    OrderAmount, OrderDetails, OrderField, OrderLine, OrderShipping, OrderTaxId, OrderTotals,
+};
 use crate::stripe::{
     CheckoutSession, LINES_METADATA_KEY, LineItem, PaymentIntent, RESERVED_METADATA_PREFIX,
+    TermsConsent,
 };
 
 /// An order about to be fulfilled: what was paid for, by whom. `details` carries the Stripe
@@ -60,29 +63,43 @@ pub(super) fn access_of(details: &OrderDetails) -> Option<(String, Vec<String>)>
     Some((holder, products))
 }
 
-/// A Checkout Session's order, with every line item (all pages).
-pub(super) fn session_details(session: &CheckoutSession, line_items: &[LineItem]) -> OrderDetails {
+/// A Checkout Session's order, with every line item (all pages) and what the session
+/// collected: shipping, phone, tax and discounts, tax ids, custom fields, the terms accepted.
+/// A line is `optional` when its price is one of `optional_prices` (the shop policy's
+/// `optional_items`), so a warehouse sees what the customer added.
+pub(super) fn session_details(
+    session: &CheckoutSession,
+    line_items: &[LineItem],
+    optional_prices: &[String],
+) -> OrderDetails {
     let details = session.customer_details.clone().unwrap_or_default();
+    let totals = session.total_details.clone().unwrap_or_default();
+    let breakdown = totals.breakdown.clone().unwrap_or_default();
     OrderDetails {
         line_items: line_items
             .iter()
-            .map(|item| OrderLine {
-                price: item.price.as_ref().map(|p| p.id.to_string()),
-                product: item
-                    .price
-                    .as_ref()
-                    .and_then(|p| p.product.as_ref())
-                    .and_then(|product| match product {
-                        serde_json::Value::String(id) => Some(id.clone()),
-                        other => other
-                            .get("id")
-                            .and_then(|id| id.as_str())
-                            .map(str::to_string),
-                    }),
-                description: item.description.clone().unwrap_or_default(),
-                quantity: item.quantity.unwrap_or(1),
-                amount_subtotal: item.amount_subtotal,
-                amount_total: item.amount_total,
+            .map(|item| {
+                let price = item.price.as_ref().map(|p| p.id.to_string());
+                OrderLine {
+                    optional: price.as_ref().is_some_and(|p| optional_prices.contains(p)),
+                    price,
+                    product: item
+                        .price
+                        .as_ref()
+                        .and_then(|p| p.product.as_ref())
+                        .and_then(|product| match product {
+                            serde_json::Value::String(id) => Some(id.clone()),
+                            other => other
+                                .get("id")
+                                .and_then(|id| id.as_str())
+                                .map(str::to_string),
+                        }),
+                    description: item.description.clone().unwrap_or_default(),
+                    quantity: item.quantity.unwrap_or(1),
+                    amount_subtotal: item.amount_subtotal,
+                    amount_total: item.amount_total,
+                    amount_tax: item.amount_tax,
+                }
             })
             .collect(),
         currency: session.currency.clone(),
@@ -95,6 +112,61 @@ pub(super) fn session_details(session: &CheckoutSession, line_items: &[LineItem]
         customer: session.customer.as_ref().map(ToString::to_string),
         client_reference_id: session.client_reference_id.clone(),
         metadata: session.metadata.clone(),
+        shipping: session.shipping().map(|shipping| {
+            let address = shipping.address.clone().unwrap_or_default();
+            let cost = session.shipping_cost.as_ref();
+            let rate = cost.and_then(|c| c.shipping_rate.as_ref());
+            OrderShipping {
+                name: shipping.name.clone(),
+                address: address.lines(),
+                country: address.country,
+                rate: rate.map(|r| r.id().to_string()),
+                rate_name: rate.and_then(|r| r.display_name()).map(str::to_string),
+                amount: cost.map_or(0, |c| c.amount_total),
+            }
+        }),
+        phone: details.phone,
+        totals: OrderTotals {
+            amount_tax: totals.amount_tax,
+            amount_discount: totals.amount_discount,
+            amount_shipping: totals.amount_shipping.unwrap_or_default(),
+            taxes: breakdown
+                .taxes
+                .iter()
+                .map(|t| OrderAmount {
+                    label: t.label(),
+                    amount: t.amount,
+                })
+                .collect(),
+            discounts: breakdown
+                .discounts
+                .iter()
+                .map(|d| OrderAmount {
+                    label: d.label(),
+                    amount: d.amount,
+                })
+                .collect(),
+        },
+        tax_ids: details
+            .tax_ids
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| OrderTaxId {
+                kind: t.kind,
+                value: t.value,
+            })
+            .collect(),
+        custom_fields: session
+            .custom_fields
+            .iter()
+            .map(|f| OrderField {
+                key: f.key.clone(),
+                label: f.label.custom.clone(),
+                value: f.value().map(str::to_string),
+            })
+            .collect(),
+        terms_accepted: session.consent.as_ref().and_then(|c| c.terms_of_service)
+            == Some(TermsConsent::Accepted),
     }
 }
 
@@ -118,6 +190,7 @@ pub(super) fn payment_intent_details(intent: &PaymentIntent) -> OrderDetails {
             quantity: 1,
             amount_subtotal: amount,
             amount_total: amount,
+            ..OrderLine::default()
         }]
     });
     OrderDetails {
@@ -137,6 +210,7 @@ pub(super) fn payment_intent_details(intent: &PaymentIntent) -> OrderDetails {
             .filter(|(k, _)| !k.starts_with(RESERVED_METADATA_PREFIX))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        ..OrderDetails::default()
     }
 }
 
@@ -174,7 +248,133 @@ fn recorded_lines(intent: &PaymentIntent) -> Option<Vec<OrderLine>> {
                 quantity,
                 amount_subtotal: total,
                 amount_total: total,
+                ..OrderLine::default()
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A completed session as the pinned version answers it, with what a physical shop's
+    /// policy collects, retrieved with `shipping_cost.shipping_rate` and
+    /// `total_details.breakdown` expanded.
+    fn shipped_session() -> CheckoutSession {
+        serde_json::from_value(serde_json::json!({
+            "id": "cs_test_ship", "object": "checkout.session", "mode": "payment", "status": "complete",
+            "payment_status": "paid", "expires_at": 1, "currency": "eur",
+            "amount_subtotal": 3000, "amount_total": 4188, "metadata": {},
+            "customer_details": {"email": "jenny@example.com", "name": "Jenny Rosen", "phone": "+33612345678",
+                "address": {"line1": "1 rue de la Paix", "line2": null, "postal_code": "75002", "city": "Paris", "state": null, "country": "FR"},
+                "tax_ids": [{"type": "eu_vat", "value": "FR12345678901"}], "tax_exempt": "none"},
+            "collected_information": {"shipping_details": {"name": "Jenny Rosen",
+                "address": {"line1": "1 rue de la Paix", "line2": "Bât. B", "postal_code": "75002", "city": "Paris", "state": null, "country": "FR"}}},
+            "shipping_details": null,
+            "shipping_cost": {"amount_subtotal": 490, "amount_tax": 98, "amount_total": 588,
+                "shipping_rate": {"id": "shr_standard", "object": "shipping_rate", "display_name": "Standard shipping",
+                                  "fixed_amount": {"amount": 490, "currency": "eur"}}},
+            "total_details": {"amount_discount": 0, "amount_shipping": 490, "amount_tax": 698,
+                "breakdown": {"discounts": [], "taxes": [{"amount": 698, "taxable_amount": 3490,
+                    "rate": {"id": "txr_1", "object": "tax_rate", "display_name": "VAT", "percentage": 20.0, "jurisdiction": "FR"}}]}},
+            "custom_fields": [{"key": "giftnote", "label": {"type": "custom", "custom": "Gift note"}, "type": "text",
+                               "optional": true, "text": {"value": "Happy birthday", "maximum_length": 120, "minimum_length": null}}],
+            "consent": {"promotions": "opt_in", "terms_of_service": "accepted"}
+        }))
+        .unwrap()
+    }
+
+    fn line(price: &str, tax: i64) -> LineItem {
+        serde_json::from_value(serde_json::json!({
+            "id": "li_1", "object": "item", "description": price, "quantity": 1, "amount_subtotal": 1500,
+            "amount_total": 1500 + tax, "amount_tax": tax, "amount_discount": 0, "currency": "eur",
+            "price": {"id": price, "object": "price", "currency": "eur", "unit_amount": 1500, "product": "prod_1"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_order_knows_where_it_goes_and_what_tax_it_paid() {
+        let details = session_details(
+            &shipped_session(),
+            &[line("price_mug", 300), line("price_tea", 300)],
+            &["price_tea".to_string()],
+        );
+        let shipping = details.shipping.unwrap();
+        assert_eq!(shipping.name.as_deref(), Some("Jenny Rosen"));
+        assert_eq!(
+            shipping.address,
+            ["1 rue de la Paix", "Bât. B", "75002 Paris", "FR"]
+        );
+        assert_eq!(shipping.country.as_deref(), Some("FR"));
+        assert_eq!(shipping.rate.as_deref(), Some("shr_standard"));
+        assert_eq!(shipping.rate_name.as_deref(), Some("Standard shipping"));
+        assert_eq!(shipping.amount, 588);
+        assert_eq!(details.phone.as_deref(), Some("+33612345678"));
+        assert_eq!(details.totals.amount_tax, 698);
+        assert_eq!(details.totals.amount_shipping, 490);
+        assert_eq!(
+            details.totals.taxes,
+            [OrderAmount {
+                label: "VAT 20%".into(),
+                amount: 698
+            }]
+        );
+        assert_eq!(
+            details.tax_ids,
+            [OrderTaxId {
+                kind: "eu_vat".into(),
+                value: "FR12345678901".into()
+            }]
+        );
+        assert_eq!(
+            details.custom_fields,
+            [OrderField {
+                key: "giftnote".into(),
+                label: Some("Gift note".into()),
+                value: Some("Happy birthday".into())
+            }]
+        );
+        assert!(details.terms_accepted);
+        let optional: Vec<bool> = details.line_items.iter().map(|l| l.optional).collect();
+        assert_eq!(optional, [false, true]);
+        assert_eq!(details.line_items[0].amount_tax, 300);
+    }
+
+    #[test]
+    fn an_older_endpoint_versions_shipping_details_are_read_too_and_a_digital_order_has_none() {
+        let mut session = shipped_session();
+        session.shipping_details = session
+            .collected_information
+            .take()
+            .and_then(|c| c.shipping_details);
+        let details = session_details(&session, &[], &[]);
+        assert_eq!(details.shipping.unwrap().address[0], "1 rue de la Paix");
+
+        let mut digital = shipped_session();
+        digital.collected_information = None;
+        digital.shipping_cost = None;
+        digital.total_details = None;
+        digital.custom_fields.clear();
+        digital.consent = None;
+        digital.customer_details.as_mut().unwrap().tax_ids = None;
+        let details = session_details(&digital, &[], &[]);
+        assert!(details.shipping.is_none() && details.totals.is_empty());
+        assert!(!details.terms_accepted);
+        // Nothing of it reaches the stored record.
+        let stored = serde_json::to_value(&details).unwrap();
+        for key in [
+            "shipping",
+            "totals",
+            "custom_fields",
+            "terms_accepted",
+            "tax_ids",
+        ] {
+            assert!(
+                stored.get(key).is_none(),
+                "{key} stored for a digital order"
+            );
+        }
+    }
 }

@@ -5,8 +5,11 @@ use super::order::{access_of, session_details};
 use super::{Fulfil, FulfillmentConfig, FulfillmentError, Order};
 use crate::access::{Entitle, Grant};
 use crate::clock::Clock;
-use crate::ids::{AccountId, PaymentIntentId, SessionId};
+use std::sync::Arc;
+
+use crate::ids::{AccountId, PaymentIntentId, PriceId, SessionId};
 use crate::metrics::{self, Unit};
+use crate::stock::{Cart, Committed, Released, Stock, stock_from_config};
 use crate::store::{
     Claim, Completed, DynamoDb, EventStore, FulfillmentState, OrderDetails, OrderRecord,
     OrderStore, SessionStore, StoreError,
@@ -39,6 +42,7 @@ pub struct Fulfillment<F, E> {
     events: EventStore,
     fulfiller: F,
     entitle: E,
+    stock: Arc<dyn Stock>,
     config: FulfillmentConfig,
     clock: Clock,
 }
@@ -52,7 +56,8 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
             stripe: StripeClient::new(config.stripe.clone()),
             orders: OrderStore::new(config.orders_table.clone(), dynamodb.clone()),
             sessions: SessionStore::new(config.sessions_table.clone(), dynamodb.clone()),
-            events: EventStore::new(config.events_table.clone(), dynamodb),
+            events: EventStore::new(config.events_table.clone(), dynamodb.clone()),
+            stock: stock_from_config(config.stock.clone(), dynamodb),
             fulfiller,
             entitle,
             config,
@@ -93,6 +98,51 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
             }
         }
         Ok(true)
+    }
+
+    /// The same service with the merchant's own stock keeper (an inventory system).
+    #[must_use]
+    pub fn with_stock(mut self, stock: Arc<dyn Stock>) -> Self {
+        self.stock = stock;
+        self
+    }
+
+    /// Returns an unpaid session's units, once (an expired session, a failed delayed
+    /// payment).
+    ///
+    /// # Errors
+    /// The stock keeper failed: the event is retried.
+    pub async fn release_stock(&self, session: &SessionId) -> Result<Released, FulfillmentError> {
+        let released = self.stock.release(session).await?;
+        Ok(released)
+    }
+
+    /// Takes a paid session's units for good, once: the reservation create-session made, or,
+    /// for a session made without one (a recovered cart), the units now, even below zero
+    /// (the customer paid; an oversold price is logged for the merchant to act on).
+    async fn commit_stock(
+        &self,
+        session: &SessionId,
+        account: Option<&AccountId>,
+        details: &OrderDetails,
+    ) -> Result<(), FulfillmentError> {
+        let cart = Cart {
+            session: session.clone(),
+            account: account.cloned(),
+            lines: details
+                .line_items
+                .iter()
+                .filter_map(|l| Some((l.price.as_deref()?.parse().ok()?, l.quantity)))
+                .collect(),
+        };
+        if let Committed::TakenUnreserved { oversold } = self.stock.commit(&cart).await?
+            && !oversold.is_empty()
+        {
+            let prices: Vec<&str> = oversold.iter().map(PriceId::as_str).collect();
+            tracing::error!(session_id = %session, ?prices, "stock_oversold: a paid order took stock below zero; restock or contact the customer");
+            metrics::emit("StockOversold", 1.0, Unit::Count, &[]);
+        }
+        Ok(())
     }
 
     /// The same service reading time from `clock` (tests).
@@ -178,7 +228,9 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
             Some(page) if !page.has_more => page.data,
             _ => self.stripe.list_line_items(session_id, account).await?,
         };
-        let details = session_details(&session, &line_items);
+        let optional = self.config.shop.shop.checkout(account).optional_prices();
+        let details = session_details(&session, &line_items, &optional);
+        self.commit_stock(session_id, account, &details).await?;
         self.fulfil_claimed(
             session_id.as_str(),
             account,

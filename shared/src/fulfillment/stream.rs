@@ -17,6 +17,7 @@ use crate::access::Entitle;
 use crate::ids::{AccountId, PaymentIntentId, SessionId};
 use crate::lambda;
 use crate::metrics::{self, Unit};
+use crate::stock::Released;
 use crate::store::{
     Consumer, EventOutcome, EventRecord, FULFILLMENT_EVENTS, FulfillmentState, Handled, StoreError,
 };
@@ -53,6 +54,7 @@ impl RetryLater {
             Self::Failed(FulfillmentError::Store(_)) => "storage",
             Self::Failed(FulfillmentError::Fulfil(_)) => "fulfil",
             Self::Failed(FulfillmentError::Entitle(_)) => "entitle",
+            Self::Failed(FulfillmentError::Stock(_)) => "stock",
         }
     }
 }
@@ -162,7 +164,21 @@ async fn act<F: Fulfil, E: Entitle>(
             fulfillment
                 .record_payment_failed(session_id.as_str(), account, fulfillment.clock().now())
                 .await?;
+            fulfillment.release_stock(&session_id).await?;
             Ok(Handled::Done)
+        }
+        // An unpaid cart gives its units back: expired (by Stripe, on request, or after a
+        // recovery), or its delayed payment failed (above). Only what this bundle reserved
+        // is returned, once (`stock`); no Stripe call.
+        EventType::CheckoutSessionExpired => {
+            let Some(session_id) = object_id::<SessionId>(event) else {
+                return Ok(Handled::Skipped("malformed_object_id"));
+            };
+            Ok(match fulfillment.release_stock(&session_id).await? {
+                Released::Returned => Handled::Done,
+                Released::AlreadyReleased => Handled::Skipped("stock_already_released"),
+                Released::NothingReserved => Handled::Skipped("no_stock_reserved"),
+            })
         }
         EventType::PaymentIntentSucceeded => {
             let intent = match payment_intent(fulfillment, event).await {

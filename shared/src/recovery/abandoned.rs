@@ -14,10 +14,9 @@ use crate::stripe::{
     RequestOptions,
 };
 
+/// The sender's name, postal address and shop URL come with the sender (`Templates::render`).
 #[derive(Serialize)]
 struct RecoveryContext<'a> {
-    merchant_name: &'a str,
-    postal_address: &'a str,
     customer_name: Option<&'a str>,
     recovery_url: &'a str,
     unsubscribe_url: String,
@@ -161,8 +160,6 @@ impl<M: Mailer> Recovery<M> {
         };
         let unsubscribe_url = self.unsubscribe_url(to);
         let context = RecoveryContext {
-            merchant_name: &self.config.mail.from_name,
-            postal_address: &self.config.postal_address,
             customer_name: session
                 .customer_details
                 .as_ref()
@@ -183,7 +180,7 @@ impl<M: Mailer> Recovery<M> {
         let mut email = self
             .config
             .templates
-            .render(&kind, to.clone(), context)
+            .render(&kind, &self.sender(account), to.clone(), context)
             .map_err(|e| RecoveryError::Template(e.to_string()))?;
         email
             .headers

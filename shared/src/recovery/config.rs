@@ -2,6 +2,7 @@
 
 use crate::config::{self, ConfigError, Secret, Source, TableName};
 use crate::mail::{MailConfig, Templates};
+use crate::shop::ShopConfig;
 use crate::stripe::StripeConfig;
 
 #[derive(Debug, Clone)]
@@ -14,8 +15,10 @@ pub struct RecoveryConfig {
     pub foreign_sessions: bool,
     /// Where each event's outcome is recorded.
     pub events_table: TableName,
+    /// The sender when no shop profile applies (`Recovery::sender`).
     pub mail: MailConfig,
-    /// The sender's postal address, required in marketing email (CAN-SPAM).
+    /// The sender's postal address, required in marketing email (CAN-SPAM); a shop profile's
+    /// replaces it.
     pub postal_address: String,
     pub cooldown_secs: i64,
     /// A Stripe coupon to make one single-use promotion code per email from, when the
@@ -24,17 +27,22 @@ pub struct RecoveryConfig {
     pub unsubscribe_secret: Secret,
     /// The bundle's public base URL (API Gateway), for unsubscribe links.
     pub public_base_url: String,
-    /// Where the payment-failed email sends the customer to order again.
+    /// Where the payment-failed email sends the customer to order again; a shop profile's
+    /// URL replaces it.
     pub shop_url: Option<String>,
     /// `PAYMENT_RETRY_URL`: the merchant's page to pay a failed Payment Element payment
     /// again, with `{PAYMENT_INTENT_ID}`; the shop's URL when unset.
     pub payment_retry_url: Option<String>,
     pub templates: Templates,
+    /// The shop document: whose shop each email is from (`Shop::profile` of the session's,
+    /// payment's or invoice's account).
+    pub shop: ShopConfig,
 }
 
 impl RecoveryConfig {
     /// # Errors
-    /// A missing or invalid variable, named, or a template that does not compile.
+    /// A missing or invalid variable, named, a template that does not compile, or a shop
+    /// document that does not parse.
     pub fn from_env(env: &impl Source) -> Result<Self, ConfigError> {
         let var = "UNSUBSCRIBE_SECRET";
         let secret = config::required(env, var)?;
@@ -79,6 +87,7 @@ impl RecoveryConfig {
             shop_url: config::optional(env, "MERCHANT_SHOP_URL"),
             payment_retry_url,
             templates: Templates::from_env(env)?,
+            shop: ShopConfig::from_env(env)?,
         })
     }
 }

@@ -13,11 +13,9 @@ use crate::money::Money;
 use crate::store::{EventRecord, Handled};
 use crate::stripe::{EventType, Invoice};
 
+/// The sender's name, postal address and shop URL come with the sender (`Templates::render`).
 #[derive(Serialize)]
 struct InvoiceContext<'a> {
-    merchant_name: &'a str,
-    postal_address: &'a str,
-    shop_url: Option<&'a str>,
     pay_url: &'a str,
     amount_display: String,
     attempt: u32,
@@ -65,9 +63,6 @@ impl<M: Mailer> Recovery<M> {
             invoice.attempt_count.max(1)
         );
         let context = InvoiceContext {
-            merchant_name: &self.config.mail.from_name,
-            postal_address: &self.config.postal_address,
-            shop_url: self.config.shop_url.as_deref(),
             pay_url,
             amount_display: Money {
                 amount: invoice.amount_due,
@@ -81,6 +76,7 @@ impl<M: Mailer> Recovery<M> {
             key,
             kind,
             template: format!("{kind}.{}", language(locale.as_deref())),
+            account: event.account.as_ref(),
             to: &to,
             context,
         })

@@ -40,7 +40,8 @@ pub use unsubscribe::{
 
 use crate::clock::Clock;
 use crate::http::ApiError;
-use crate::mail::{MailError, Mailer};
+use crate::ids::AccountId;
+use crate::mail::{MailError, Mailer, Sender};
 use crate::store::{
     DynamoDb, EventStore, RECOVERY_EVENTS, RecoveryStore, SessionStore, SkipReason, StoreError,
 };
@@ -142,6 +143,26 @@ impl<M: Mailer> Recovery<M> {
     #[must_use]
     pub fn store(&self) -> &RecoveryStore {
         &self.store
+    }
+
+    /// Who an email about `account`'s session, payment or invoice is from: the shop
+    /// document's profile of that account (or the platform's, logged once per account), else
+    /// the configured sender, postal address and shop URL.
+    fn sender(&self, account: Option<&AccountId>) -> Sender {
+        match self.config.shop.shop.profile(account) {
+            Some(p) => Sender::profile(
+                p.name.as_str(),
+                &p.email_from,
+                p.postal_address.as_str(),
+                p.url.as_ref().map(|url| url.as_str()),
+            ),
+            None => Sender::configured(
+                &self.config.mail,
+                &self.config.mail.from_name,
+                Some(&self.config.postal_address),
+                self.config.shop_url.as_deref(),
+            ),
+        }
     }
 }
 

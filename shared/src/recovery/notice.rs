@@ -20,6 +20,8 @@ pub(super) struct Notice<'a, C> {
     pub kind: &'static str,
     /// The template, with its language (`payment_pending.fr`).
     pub template: String,
+    /// The payment's or invoice's account: whose shop the notice is from.
+    pub account: Option<&'a AccountId>,
     pub to: &'a EmailAddress,
     pub context: C,
 }
@@ -64,7 +66,12 @@ impl<M: Mailer> Recovery<M> {
             let email = self
                 .config
                 .templates
-                .render(&notice.template, notice.to.clone(), notice.context)
+                .render(
+                    &notice.template,
+                    &self.sender(notice.account),
+                    notice.to.clone(),
+                    notice.context,
+                )
                 .map_err(|e| RecoveryError::Template(e.to_string()))?;
             Ok::<_, RecoveryError>(self.mailer.send(&email).await?)
         }

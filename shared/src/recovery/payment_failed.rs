@@ -4,16 +4,14 @@
 use serde::Serialize;
 
 use super::{Recovery, RecoveryError, language};
+use crate::ids::AccountId;
 use crate::mail::{EmailAddress, MailError, Mailer};
 use crate::metrics::{self, Unit};
 use crate::stripe::{CheckoutSession, IdempotencyKey};
 
+/// Nothing beyond the sender's name, postal address and shop URL (`Templates::render`).
 #[derive(Serialize)]
-struct FailureContext<'a> {
-    merchant_name: &'a str,
-    postal_address: &'a str,
-    shop_url: Option<&'a str>,
-}
+struct FailureContext {}
 
 impl<M: Mailer> Recovery<M> {
     /// `checkout.session.async_payment_failed`: a transactional notice (no consent needed),
@@ -24,6 +22,7 @@ impl<M: Mailer> Recovery<M> {
     pub async fn payment_failed(
         &self,
         session: &CheckoutSession,
+        account: Option<&AccountId>,
         now: i64,
     ) -> Result<bool, RecoveryError> {
         let email_of = |s: &CheckoutSession| {
@@ -43,17 +42,13 @@ impl<M: Mailer> Recovery<M> {
         {
             return Ok(false);
         }
-        let context = FailureContext {
-            merchant_name: &self.config.mail.from_name,
-            postal_address: &self.config.postal_address,
-            shop_url: self.config.shop_url.as_deref(),
-        };
+        let sender = self.sender(account);
         let kind = format!("payment_failed.{}", language(session.locale.as_deref()));
         let sent = async {
             let email = self
                 .config
                 .templates
-                .render(&kind, to.clone(), context)
+                .render(&kind, &sender, to.clone(), FailureContext {})
                 .map_err(|e| RecoveryError::Template(e.to_string()))?;
             Ok::<_, RecoveryError>(self.mailer.send(&email).await?)
         }

@@ -15,11 +15,9 @@ use crate::money::Money;
 use crate::store::{EventRecord, Handled};
 use crate::stripe::{EventType, PaymentIntent};
 
+/// The sender's name, postal address and shop URL come with the sender (`Templates::render`).
 #[derive(Serialize)]
 struct PaymentContext<'a> {
-    merchant_name: &'a str,
-    postal_address: &'a str,
-    shop_url: Option<&'a str>,
     retry_url: Option<String>,
     amount_display: String,
     description: Option<&'a str>,
@@ -70,9 +68,6 @@ impl<M: Mailer> Recovery<M> {
             return Ok(Handled::Skipped("no_email"));
         };
         let context = PaymentContext {
-            merchant_name: &self.config.mail.from_name,
-            postal_address: &self.config.postal_address,
-            shop_url: self.config.shop_url.as_deref(),
             retry_url: self
                 .config
                 .payment_retry_url
@@ -89,6 +84,7 @@ impl<M: Mailer> Recovery<M> {
             key,
             kind,
             template: format!("{kind}.{}", language(locale.as_deref())),
+            account: event.account.as_ref(),
             to: &to,
             context,
         })

@@ -107,7 +107,10 @@ impl<M: Mailer> Recovery<M> {
                 }
             }
             EventType::CheckoutSessionAsyncPaymentFailed => {
-                if self.payment_failed(&session, now).await? {
+                if self
+                    .payment_failed(&session, event.account.as_ref(), now)
+                    .await?
+                {
                     Handled::Done
                 } else {
                     Handled::Skipped("no_email_or_already_sent")

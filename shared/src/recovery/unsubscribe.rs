@@ -92,9 +92,11 @@ impl<M: Mailer> Recovery<M> {
                 api::json(StatusCode::OK, &serde_json::json!({"unsubscribed": true}))
             }
             Ok(()) => {
+                // The token names an address, not an account: the platform's page.
+                let sender = self.sender(None);
                 let mut response = Response::new(Body::from(page(
-                    &self.config.mail.from_name,
-                    self.config.shop_url.as_deref(),
+                    &sender.shop_name,
+                    sender.shop_url.as_deref(),
                 )));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,

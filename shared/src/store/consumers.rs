@@ -12,6 +12,8 @@ pub const FULFILLMENT_EVENTS: &[EventType] = &[
     EventType::CheckoutSessionCompleted,
     EventType::CheckoutSessionAsyncPaymentSucceeded,
     EventType::CheckoutSessionAsyncPaymentFailed,
+    // Only to return an unpaid cart's stock.
+    EventType::CheckoutSessionExpired,
     EventType::PaymentIntentSucceeded,
     EventType::PaymentIntentProcessing,
     EventType::PaymentIntentPaymentFailed,

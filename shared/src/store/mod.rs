@@ -12,6 +12,7 @@ mod orders;
 mod recovery;
 mod requests;
 mod sessions;
+mod stock;
 mod subscriptions;
 pub mod tables;
 
@@ -24,12 +25,15 @@ pub use consumers::{
 pub use entitlements::{AccessChange, AccessLedger, AccessState, Guard};
 pub use events::{EventRecord, EventStore, PendingPage, Recorded};
 pub use orders::{
-    AfterSale, AfterSaleState, Claim, Completed, FulfillmentState, OrderDetails, OrderLine,
-    OrderRecord, OrderStore,
+    AfterSale, AfterSaleState, Claim, Completed, FulfillmentState, OrderAmount, OrderDetails,
+    OrderField, OrderLine, OrderRecord, OrderShipping, OrderStore, OrderTaxId, OrderTotals,
 };
 pub use recovery::{RecoveryClaim, RecoveryStore, SkipReason};
 pub use requests::{Begun, RequestRecord, RequestStore};
 pub use sessions::{SessionRecord, SessionStore};
+pub use stock::{
+    MAX_TRACKED_PRICES, Reservation, ReservationState, ReserveWrite, ReservedLine, StockStore,
+};
 pub use subscriptions::{
     InvoiceStatus, SubscriptionLine, SubscriptionRecord, SubscriptionState, SubscriptionStore,
     state_version,

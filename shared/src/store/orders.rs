@@ -54,7 +54,7 @@ impl FulfillmentState {
 }
 
 /// What was sold, written once when the order is fulfilled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrderDetails {
     pub line_items: Vec<OrderLine>,
     /// Stripe gives every paid session a currency; `None` only for one that paid nothing.
@@ -82,9 +82,91 @@ pub struct OrderDetails {
     pub client_reference_id: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Where the goods go and how, when the session collected a shipping address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipping: Option<OrderShipping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Tax and discounts, when any (`total_details`, with its breakdown).
+    #[serde(default, skip_serializing_if = "OrderTotals::is_empty")]
+    pub totals: OrderTotals,
+    /// The tax ids the customer gave (`eu_vat`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tax_ids: Vec<OrderTaxId>,
+    /// The shop policy's custom fields, with the customer's answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<OrderField>,
+    /// The customer ticked the terms of service (`consent.terms_of_service = accepted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub terms_accepted: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderShipping {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The address's lines as a label prints them (`Address::lines`).
+    pub address: Vec<String>,
+    /// ISO 3166-1 alpha-2, for a shipping system to route on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// The shipping rate chosen (`shr_…`) and its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_name: Option<String>,
+    /// What shipping cost, tax included (`shipping_cost.amount_total`).
+    #[serde(default)]
+    pub amount: i64,
+}
+
+/// Tax and discounts of an order, each line as the receipt shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderTotals {
+    #[serde(default)]
+    pub amount_tax: i64,
+    #[serde(default)]
+    pub amount_discount: i64,
+    #[serde(default)]
+    pub amount_shipping: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taxes: Vec<OrderAmount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discounts: Vec<OrderAmount>,
+}
+
+impl OrderTotals {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A labelled amount: `VAT 20%` 698, `WELCOME10` 150.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderAmount {
+    pub label: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTaxId {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderField {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `None` when an optional field was left empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OrderLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
@@ -94,6 +176,15 @@ pub struct OrderLine {
     pub quantity: u64,
     pub amount_subtotal: i64,
     pub amount_total: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub amount_tax: i64,
+    /// Added by the customer from the shop policy's `optional_items`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+fn is_zero(amount: &i64) -> bool {
+    *amount == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

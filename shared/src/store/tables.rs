@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::{
     AccessStore, CheckpointStore, DynamoDb, EventStore, OrderStore, RecoveryStore, RequestStore,
-    SessionStore, StoreError, SubscriptionStore,
+    SessionStore, StockStore, StoreError, SubscriptionStore,
 };
 
 #[derive(Debug, Clone)]
@@ -125,6 +125,16 @@ pub const REQUESTS: TableSpec = TableSpec {
 
 pub const RECOVERY: TableSpec = TableSpec {
     partition_key: RecoveryStore::KEY,
+    sort_key: None,
+    stream: None,
+    ttl_attribute: Some("ttl"),
+    indexes: &[],
+};
+
+/// Stock levels and each session's reservation (the default `Stock`); only when a shop
+/// tracks stock (`STOCK_TABLE`). Reservations expire 90 days on; levels have no `ttl`.
+pub const STOCK: TableSpec = TableSpec {
+    partition_key: StockStore::KEY,
     sort_key: None,
     stream: None,
     ttl_attribute: Some("ttl"),

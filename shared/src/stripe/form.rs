@@ -22,6 +22,37 @@ impl Form {
         self
     }
 
+    /// A JSON value in Stripe's parameter shape, flattened under `key` the way Stripe's form
+    /// encoding nests it: objects as `key[field]`, arrays as `key[0]`, booleans as
+    /// `true`/`false`; `null` is left out. Used for the shop policy, written in Stripe's own
+    /// shapes so the merchant can copy them from Stripe's API reference.
+    pub fn push_json(&mut self, key: &str, value: &serde_json::Value) -> &mut Self {
+        use serde_json::Value;
+        match value {
+            Value::Null => {}
+            Value::Bool(b) => {
+                self.push(key, b);
+            }
+            Value::Number(n) => {
+                self.push(key, n);
+            }
+            Value::String(s) => {
+                self.push(key, s);
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.push_json(&format!("{key}[{i}]"), item);
+                }
+            }
+            Value::Object(fields) => {
+                for (name, field) in fields {
+                    self.push_json(&format!("{key}[{name}]"), field);
+                }
+            }
+        }
+        self
+    }
+
     #[must_use]
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0
@@ -54,6 +85,30 @@ mod tests {
             "line_items%5B0%5D%5Bprice%5D=price_1\
              &success_url=https%3A%2F%2Fexample.com%2Fok%3Fsession_id%3D%7BCHECKOUT_SESSION_ID%7D\
              &locale=fr"
+        );
+    }
+
+    #[test]
+    fn json_flattens_into_brackets_and_drops_nulls() {
+        let mut form = Form::new();
+        form.push_json(
+            "custom_fields",
+            &serde_json::json!([{"key": "gift", "optional": true, "label": {"custom": "Gift?"},
+                                 "text": null, "dropdown": {"options": [{"value": "a"}]}}]),
+        );
+        let pairs: Vec<(&str, &str)> = form
+            .pairs()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("custom_fields[0][dropdown][options][0][value]", "a"),
+                ("custom_fields[0][key]", "gift"),
+                ("custom_fields[0][label][custom]", "Gift?"),
+                ("custom_fields[0][optional]", "true"),
+            ]
         );
     }
 }

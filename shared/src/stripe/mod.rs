@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod form;
 mod idempotency;
+mod session_details;
 mod transport;
 mod types;
 
@@ -87,7 +88,27 @@ impl StripeClient {
             .await
     }
 
-    /// `GET /v1/checkout/sessions/{id}?expand[]=line_items`.
+    /// `POST /v1/checkout/sessions/{id}/expire`: an open session can no longer be paid.
+    ///
+    /// # Errors
+    /// Stripe refused (a session that is not open: 400), or did not answer after the retries.
+    pub async fn expire_checkout_session(
+        &self,
+        id: &SessionId,
+        options: RequestOptions<'_>,
+    ) -> Result<CheckoutSession, StripeError> {
+        self.send(
+            Method::POST,
+            &format!("/v1/checkout/sessions/{id}/expire"),
+            &Form::new(),
+            options,
+        )
+        .await
+    }
+
+    /// `GET /v1/checkout/sessions/{id}`, expanding the first page of line items, the
+    /// shipping rate chosen and the tax and discount breakdown, so one call tells the order
+    /// what was bought, where it goes and what it cost.
     ///
     /// # Errors
     /// Stripe refused the request, or did not answer after the retries.
@@ -97,7 +118,10 @@ impl StripeClient {
         account: Option<&AccountId>,
     ) -> Result<CheckoutSession, StripeError> {
         let mut query = Form::new();
-        query.push("expand[]", "line_items");
+        query
+            .push("expand[]", "line_items")
+            .push("expand[]", "shipping_cost.shipping_rate")
+            .push("expand[]", "total_details.breakdown");
         let options = RequestOptions {
             account,
             idempotency_key: None,

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CustomerId, PaymentIntentId, PriceId, SessionId};
 use crate::money::Currency;
 
+pub use super::session_details::*;
+
 /// One `line_items[]` entry of a session to create: a Price ID and a quantity. Amounts are
 /// never part of it: Stripe reads them from the price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,8 @@ pub enum Mode {
 pub enum UiMode {
     Hosted,
     Embedded,
+    /// Checkout Sessions with Elements: the merchant's own page renders the payment form.
+    Custom,
     #[serde(other)]
     Other,
 }
@@ -63,6 +67,13 @@ pub struct CustomerDetails {
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The billing address, when the session collected one.
+    #[serde(default)]
+    pub address: Option<Address>,
+    #[serde(default)]
+    pub tax_ids: Option<Vec<TaxId>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +87,8 @@ pub enum PromotionsConsent {
 pub struct Consent {
     #[serde(default)]
     pub promotions: Option<PromotionsConsent>,
+    #[serde(default)]
+    pub terms_of_service: Option<TermsConsent>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -144,6 +157,29 @@ pub struct CheckoutSession {
     /// Present when retrieved with `expand[]=line_items`: the first page only.
     #[serde(default)]
     pub line_items: Option<List<LineItem>>,
+    /// Where the goods go, at the pinned version.
+    #[serde(default)]
+    pub collected_information: Option<CollectedInformation>,
+    /// Where the goods went before basil (webhooks of an older endpoint version).
+    #[serde(default)]
+    pub shipping_details: Option<ShippingDetails>,
+    #[serde(default)]
+    pub shipping_cost: Option<ShippingCost>,
+    #[serde(default)]
+    pub total_details: Option<TotalDetails>,
+    #[serde(default)]
+    pub custom_fields: Vec<CustomField>,
+}
+
+impl CheckoutSession {
+    /// The shipping details, wherever this version of the object keeps them.
+    #[must_use]
+    pub fn shipping(&self) -> Option<&ShippingDetails> {
+        self.collected_information
+            .as_ref()
+            .and_then(|c| c.shipping_details.as_ref())
+            .or(self.shipping_details.as_ref())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,6 +232,10 @@ pub struct LineItem {
     pub quantity: Option<u64>,
     pub amount_subtotal: i64,
     pub amount_total: i64,
+    #[serde(default)]
+    pub amount_tax: i64,
+    #[serde(default)]
+    pub amount_discount: i64,
     pub currency: Currency,
     #[serde(default)]
     pub price: Option<Price>,

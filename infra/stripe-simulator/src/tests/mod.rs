@@ -17,7 +17,7 @@ use checkout_core::config::Secret;
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::{Answer, Simulator, SimulatorConfig, demo_catalog};
+use crate::{Answer, Simulator, SimulatorConfig, demo_catalog, demo_shipping_rates};
 
 const KEY: &str = "sk_test_unit";
 const PUBLIC_URL: &str = "http://simulator.test";
@@ -30,12 +30,13 @@ fn simulator() -> Arc<Simulator> {
         webhook_url: "http://127.0.0.1:9/webhooks/stripe".into(),
         webhook_secret: Secret::new("whsec_unit"),
         catalog: demo_catalog(),
+        shipping_rates: demo_shipping_rates(),
     })
 }
 
 /// One API request, as the bundle's client sends it.
 fn api(
-    sim: &Simulator,
+    sim: &Arc<Simulator>,
     method: &str,
     path: &str,
     body: &str,
@@ -53,7 +54,7 @@ fn api(
     (response.status(), value)
 }
 
-fn get(sim: &Simulator, path: &str, account: Option<&str>) -> Value {
+fn get(sim: &Arc<Simulator>, path: &str, account: Option<&str>) -> Value {
     let (status, value) = api(sim, "GET", path, "", account);
     assert_eq!(status, StatusCode::OK, "GET {path}: {value}");
     value
@@ -90,7 +91,7 @@ fn session_form(mode: &str, prices: &[&str]) -> String {
         .finish()
 }
 
-fn new_session(sim: &Simulator, mode: &str, prices: &[&str], account: Option<&str>) -> String {
+fn new_session(sim: &Arc<Simulator>, mode: &str, prices: &[&str], account: Option<&str>) -> String {
     let (status, session) = api(
         sim,
         "POST",

@@ -15,14 +15,18 @@ pub(super) fn form(pairs: &[(&str, &str)]) -> String {
         .finish()
 }
 
-pub(super) fn new_intent(sim: &Simulator, pairs: &[(&str, &str)], account: Option<&str>) -> Value {
+pub(super) fn new_intent(
+    sim: &Arc<Simulator>,
+    pairs: &[(&str, &str)],
+    account: Option<&str>,
+) -> Value {
     let (status, intent) = api(sim, "POST", "/v1/payment_intents", &form(pairs), account);
     assert_eq!(status, StatusCode::OK, "{intent}");
     intent
 }
 
 /// 20.00 EUR for the returning customer.
-pub(super) fn demo_intent(sim: &Simulator) -> Value {
+pub(super) fn demo_intent(sim: &Arc<Simulator>) -> Value {
     new_intent(
         sim,
         &[
@@ -38,7 +42,7 @@ pub(super) fn demo_intent(sim: &Simulator) -> Value {
 }
 
 pub(super) fn customer_session(
-    sim: &Simulator,
+    sim: &Arc<Simulator>,
     customer: &str,
     features: &[(&str, &str)],
 ) -> Value {

@@ -15,7 +15,7 @@ fn subscribed(sim: &Arc<Simulator>) -> String {
     sim.subscription_for_session(&session).unwrap()
 }
 
-fn subscription(sim: &Simulator, id: &str) -> Value {
+fn subscription(sim: &Arc<Simulator>, id: &str) -> Value {
     get(sim, &format!("/v1/subscriptions/{id}"), None)
 }
 
