@@ -732,3 +732,32 @@ async fn an_unanswered_send_keeps_the_claim_so_no_retry_can_send_twice() {
         "the retry sends nothing"
     );
 }
+
+/// Stripe answering 404 for a session's line items cannot be healed by the stream's own
+/// retries: the record is acknowledged, nothing sent, and the event left to the reconciler's
+/// backoff, instead of failing every retry of the batch.
+#[tokio::test]
+async fn line_items_unknown_to_stripe_are_acknowledged_and_left_for_the_reconciler() {
+    let h = Harness::new().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/checkout/sessions/cs_test_gone_items/line_items"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"error": {
+            "type": "invalid_request_error", "code": "resource_missing",
+            "message": "No such checkout.session: 'cs_test_gone_items'", "param": "id"}})))
+        .expect(1)
+        .with_priority(1)
+        .mount(&h.stripe)
+        .await;
+    let record = event(
+        "evt_gone_items",
+        "checkout.session.expired",
+        &h.expired("cs_test_gone_items"),
+    );
+    let response = h.recovery.stream(stream_batch(&[record]), None).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "retried by the stream: {:?}",
+        response.batch_item_failures
+    );
+    assert!(h.sent().await.is_empty());
+}

@@ -257,6 +257,16 @@ async fn bad_requests_get_a_clear_400_and_store_nothing() {
     let bad_id = body.replace("evt_bad_input", "not_an_event");
     let sign_now = |b: &str| webhook::sign(&secret, now, b.as_bytes());
     let oversized = format!("{{\"pad\":\"{}\"}}", "x".repeat(webhook::MAX_BODY_BYTES));
+    // Under 1 MiB, but a stored item would pass DynamoDB's 400 KB (or the by-object index's
+    // 2 KB key) through a field other than `data.object`: refused, never a 503 for ever.
+    let with = |pointer: &str, value: String| {
+        let mut event: Value = serde_json::from_str(&body).unwrap();
+        *event.pointer_mut(pointer).unwrap() = value.into();
+        event.to_string()
+    };
+    let long_type = with("/type", format!("checkout.{}", "x".repeat(400 * 1024)));
+    let long_version = with("/api_version", "2025-03-31.".repeat(40_000));
+    let long_object_id = with("/data/object/id", format!("cs_{}", "a".repeat(3000)));
 
     let cases: Vec<(&str, Option<String>, &str, u16, &str)> = vec![
         ("missing signature", None, &body, 400, "signature_missing"),
@@ -318,6 +328,27 @@ async fn bad_requests_get_a_clear_400_and_store_nothing() {
             "invalid_event",
         ),
         ("empty body", Some(sign_now("")), "", 400, "invalid_event"),
+        (
+            "a 400 KB type",
+            Some(sign_now(&long_type)),
+            &long_type,
+            400,
+            "invalid_event",
+        ),
+        (
+            "a 440 KB api_version",
+            Some(sign_now(&long_version)),
+            &long_version,
+            400,
+            "invalid_event",
+        ),
+        (
+            "a 3 KB object id",
+            Some(sign_now(&long_object_id)),
+            &long_object_id,
+            400,
+            "invalid_event",
+        ),
         (
             "over 1 MiB",
             Some(sign_now(&oversized)),

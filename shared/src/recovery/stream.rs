@@ -100,10 +100,22 @@ impl<M: Mailer> Recovery<M> {
             EventType::CheckoutSessionExpired => {
                 match self
                     .session_expired(&session, event.account.as_ref(), now)
-                    .await?
+                    .await
                 {
-                    Decision::Sent { .. } => Handled::Done,
-                    Decision::Skipped(reason) => Handled::Skipped(reason.as_str()),
+                    Ok(Decision::Sent { .. }) => Handled::Done,
+                    Ok(Decision::Skipped(reason)) => Handled::Skipped(reason.as_str()),
+                    // Stripe does not know the session's line items (another key, another
+                    // account): as for an unknown session, the stream's immediate retries
+                    // cannot heal it, so it is acknowledged and left to the reconciler's
+                    // backoff, which gives up in the end.
+                    Err(RecoveryError::Stripe(err)) if err.is_not_found() => {
+                        tracing::warn!(session_id = %session.id, "line items unknown to Stripe; left for the reconciler");
+                        Handled::Unresolved {
+                            reason: "not_found",
+                            error: format!("{}'s line items not found at Stripe", session.id),
+                        }
+                    }
+                    Err(err) => return Err(err),
                 }
             }
             EventType::CheckoutSessionAsyncPaymentFailed => {

@@ -12,7 +12,22 @@ use crate::ids::{AccountId, EventId};
 pub enum EventError {
     #[error("the body is not a Stripe event: {0}")]
     Malformed(#[from] serde_json::Error),
+    /// A field the stored record keeps (and indexes) is longer than any Stripe sends: no
+    /// delivery of it could ever be stored, so it is refused rather than retried for days.
+    #[error("the event's {field} is {len} bytes, over the {max} a Stripe event has")]
+    Oversized {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
+
+/// Longest `type`, `api_version` and object `id`/`object` a Stripe event carries, with room
+/// to spare; the object id is a key of the events table's by-object index (2 KB at most).
+const MAX_TYPE_BYTES: usize = 128;
+const MAX_API_VERSION_BYTES: usize = 64;
+const MAX_OBJECT_ID_BYTES: usize = 255;
+const MAX_OBJECT_KIND_BYTES: usize = 128;
 
 /// The event types the bundle acts on; every other type is still stored and acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +156,31 @@ impl Event {
     /// # Errors
     /// The body is not JSON of a Stripe event, or an id is malformed.
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
-        Ok(serde_json::from_slice(body)?)
+        let event: Self = serde_json::from_slice(body)?;
+        let object = event.object_ref().unwrap_or_default();
+        for (field, len, max) in [
+            ("type", event.kind.as_str().len(), MAX_TYPE_BYTES),
+            (
+                "api_version",
+                event.api_version.as_ref().map_or(0, String::len),
+                MAX_API_VERSION_BYTES,
+            ),
+            (
+                "data.object.id",
+                object.id.as_ref().map_or(0, String::len),
+                MAX_OBJECT_ID_BYTES,
+            ),
+            (
+                "data.object.object",
+                object.kind.as_ref().map_or(0, String::len),
+                MAX_OBJECT_KIND_BYTES,
+            ),
+        ] {
+            if len > max {
+                return Err(EventError::Oversized { field, len, max });
+            }
+        }
+        Ok(event)
     }
 
     /// The id and type of `data.object`. Some objects (a `balance`) have no id.
