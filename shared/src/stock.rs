@@ -67,7 +67,11 @@ pub enum Released {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committed {
-    Committed,
+    /// The reservation is sold. `oversold`: prices the customer took more of on Stripe's
+    /// page (an adjustable quantity, an optional item) than were left, now below zero.
+    Committed {
+        oversold: Vec<PriceId>,
+    },
     AlreadyCommitted,
     /// No line's price has a stock level: nothing written.
     Untracked,
@@ -256,6 +260,20 @@ impl StockTable {
         Ok(lines)
     }
 
+    /// The prices of `lines` whose level is now below zero.
+    async fn below_zero(
+        &self,
+        account: Option<&AccountId>,
+        lines: &[ReservedLine],
+    ) -> Result<Vec<PriceId>, StockError> {
+        let prices: Vec<PriceId> = lines.iter().map(|l| l.price.clone()).collect();
+        let levels = self.store.levels(account, &prices).await?;
+        Ok(prices
+            .into_iter()
+            .filter(|p| levels.get(p).is_some_and(|&a| a < 0))
+            .collect())
+    }
+
     fn reservation(&self, cart: &Cart, lines: Vec<ReservedLine>) -> Reservation {
         Reservation::new(
             cart.session.clone(),
@@ -270,10 +288,24 @@ impl StockTable {
         if lines.is_empty() {
             return Ok(Reserved::Untracked);
         }
-        match self.store.reserve(&self.reservation(cart, lines)).await? {
+        let reservation = self.reservation(cart, lines);
+        match self.store.reserve(&reservation).await? {
             ReserveWrite::Written => Ok(Reserved::Taken),
-            ReserveWrite::Exists => Ok(Reserved::AlreadyTaken),
-            ReserveWrite::Short(price) => Err(StockError::OutOfStock { price }),
+            ReserveWrite::Exists => {
+                // A repeat: taken, or sold. A released one (refused, expired) stays closed.
+                match self.store.reservation(&cart.session).await? {
+                    Some(prior) if prior.state == ReservationState::Released => {
+                        Err(StockError::OutOfStock {
+                            price: reservation.lines[0].price.clone(),
+                        })
+                    }
+                    _ => Ok(Reserved::AlreadyTaken),
+                }
+            }
+            ReserveWrite::Short(price) => {
+                self.store.refuse(&reservation, self.clock.now()).await?;
+                Err(StockError::OutOfStock { price })
+            }
         }
     }
 
@@ -303,12 +335,20 @@ impl StockTable {
             match prior.as_ref().map(|r| r.state) {
                 Some(ReservationState::Committed) => return Ok(Committed::AlreadyCommitted),
                 Some(ReservationState::Reserved) => {
+                    let reserved = prior.expect("matched Some");
+                    let paid = self.tracked(cart).await?;
+                    let adjust = differences(&reserved.lines, &paid);
                     if self
                         .store
-                        .commit_reserved(&cart.session, self.clock.now())
+                        .commit_reserved(&reserved, &adjust, self.clock.now())
                         .await?
                     {
-                        return Ok(Committed::Committed);
+                        let oversold = if adjust.is_empty() {
+                            Vec::new()
+                        } else {
+                            self.below_zero(cart.account.as_ref(), &adjust).await?
+                        };
+                        return Ok(Committed::Committed { oversold });
                     }
                 }
                 // Nothing held for this cart: take its units now.
@@ -337,6 +377,30 @@ impl StockTable {
         }
         Err(raced("commit"))
     }
+}
+
+/// What was paid for beyond what was reserved, per price (negative: fewer units).
+fn differences(reserved: &[ReservedLine], paid: &[ReservedLine]) -> Vec<ReservedLine> {
+    let quantity = |lines: &[ReservedLine], price: &PriceId| {
+        lines
+            .iter()
+            .filter(|l| &l.price == price)
+            .map(|l| l.quantity)
+            .sum::<i64>()
+    };
+    let mut prices: Vec<&PriceId> = reserved.iter().chain(paid).map(|l| &l.price).collect();
+    prices.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    prices.dedup();
+    prices
+        .into_iter()
+        .filter_map(|price| {
+            let more = quantity(paid, price) - quantity(reserved, price);
+            (more != 0).then(|| ReservedLine {
+                price: price.clone(),
+                quantity: more,
+            })
+        })
+        .collect()
 }
 
 /// A call that kept losing races on one reservation: answered 503, so its trigger retries.
@@ -379,7 +443,7 @@ impl Outcome for Released {
 impl Outcome for Committed {
     fn as_str(&self) -> &'static str {
         match self {
-            Self::Committed => "committed",
+            Self::Committed { .. } => "committed",
             Self::AlreadyCommitted => "already_committed",
             Self::Untracked => "untracked",
             Self::TakenUnreserved { .. } => "taken_unreserved",
@@ -388,7 +452,7 @@ impl Outcome for Committed {
 
     fn oversold(&self) -> &[PriceId] {
         match self {
-            Self::TakenUnreserved { oversold } => oversold,
+            Self::TakenUnreserved { oversold } | Self::Committed { oversold } => oversold,
             _ => &[],
         }
     }

@@ -37,12 +37,27 @@ fn with_policy(mut config: CheckoutConfig, document: &str) -> CheckoutConfig {
     config
 }
 
-/// Stripe making a new session for every create, as it does.
-struct NewSessions(AtomicU32);
+/// Stripe making a new session for every create, and answering a repeated
+/// `Idempotency-Key` with the session it made for it, as it does.
+struct NewSessions(
+    AtomicU32,
+    std::sync::Mutex<std::collections::HashMap<String, u32>>,
+);
 
 impl Respond for NewSessions {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        let key = request
+            .headers
+            .get("idempotency-key")
+            .and_then(|k| k.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let n = *self
+            .1
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_insert_with(|| self.0.fetch_add(1, Ordering::SeqCst));
         let ui_mode = form_pairs(&request.body)
             .into_iter()
             .find(|(k, _)| k == "ui_mode")
@@ -72,7 +87,7 @@ impl Respond for Expire {
 async fn mock_stripe(h: &Harness) {
     Mock::given(method("POST"))
         .and(path("/v1/checkout/sessions"))
-        .respond_with(NewSessions(AtomicU32::new(0)))
+        .respond_with(NewSessions(AtomicU32::new(0), std::sync::Mutex::default()))
         .mount(&h.stripe)
         .await;
     Mock::given(method("POST"))
@@ -573,4 +588,90 @@ async fn a_paid_session_cannot_be_expired_and_an_expired_one_answers_the_same() 
     let response = checkout::handle(&creator, expire_request("cs_test_gone", Some(&key))).await;
     assert_eq!(response.status(), 200, "{}", body_json(&response));
     assert_eq!(body_json(&response)["status"], "expired");
+}
+
+#[tokio::test]
+async fn an_existing_customer_lets_checkout_save_what_tax_needs() {
+    let h = Harness::new().await;
+    mock_stripe(&h).await;
+    let creator = h.creator(with_policy(h.config(), POLICY));
+    let key = format!("Bearer {MERCHANT_KEY}");
+    let (status, answer) = post(
+        &creator,
+        r#"{"line_items":[{"price":"price_A","quantity":1}],"mode":"payment","customer":"cus_returning"}"#,
+        &[("authorization", &key)],
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let form = sent_forms(&h.stripe_requests().await, "/v1/checkout/sessions").remove(0);
+    // Automatic tax with shipping collected, and tax ids: Stripe refuses both for a
+    // Customer without an address and a name unless Checkout may save them.
+    for pair in [
+        ("customer", "cus_returning"),
+        ("customer_update[shipping]", "auto"),
+        ("customer_update[name]", "auto"),
+    ] {
+        assert!(
+            form.contains(&(pair.0.into(), pair.1.into())),
+            "{pair:?} missing from {form:?}"
+        );
+    }
+    // A guest has no Customer to update.
+    let (status, _) = post(
+        &creator,
+        r#"{"line_items":[{"price":"price_A","quantity":1}],"mode":"payment"}"#,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201);
+    let forms = sent_forms(&h.stripe_requests().await, "/v1/checkout/sessions");
+    assert!(
+        !forms[1]
+            .iter()
+            .any(|(k, _)| k.starts_with("customer_update")),
+        "{:?}",
+        forms[1]
+    );
+}
+
+/// A cart refused for stock is expired at once; the caller retrying with the same
+/// `Idempotency-Key` (Stripe answers the same, now dead, session) is refused again, and no
+/// units are taken for a session nobody can pay, even once stock is back.
+#[tokio::test]
+async fn a_refused_cart_retried_with_its_key_stays_refused() {
+    let h = Harness::new().await;
+    mock_stripe(&h).await;
+    let stock_table_name = stock_table(&h.dynamodb).await;
+    let stock = StockTable::new(stock_table_name.clone(), h.dynamodb.clone());
+    let poster: PriceId = "price_poster".parse().unwrap();
+    stock.set(None, &poster, 0).await.unwrap();
+    let mut config = h.config();
+    config.stock = StockConfig {
+        table: Some(stock_table_name),
+    };
+    let creator = h.creator(config);
+    let cart = r#"{"line_items":[{"price":"price_poster","quantity":1}],"mode":"payment"}"#;
+    let key = [("idempotency-key", "cart-42-attempt")];
+    let (status, answer) = post(&creator, cart, &key).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("out_of_stock"))
+    );
+
+    stock.set(None, &poster, 5).await.unwrap();
+    let (status, answer) = post(&creator, cart, &key).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("out_of_stock")),
+        "{answer}"
+    );
+    assert_eq!(
+        stock.level(None, &poster).await.unwrap(),
+        Some(5),
+        "nothing taken for a dead session"
+    );
+    // A new key is a new cart.
+    let (status, answer) = post(&creator, cart, &[("idempotency-key", "cart-42-new")]).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(stock.level(None, &poster).await.unwrap(), Some(4));
 }

@@ -82,8 +82,8 @@ async fn twenty_carts_racing_for_the_last_five_units_take_five_and_fifteen_are_r
     assert_eq!(level(&stock, "price_poster").await, Some(0));
     assert_eq!(
         item_count(&client, &table).await,
-        1 + 5,
-        "the level and one reservation per cart served"
+        1 + 5 + 15,
+        "the level, one reservation per cart served and one refusal per cart refused"
     );
 }
 
@@ -126,14 +126,19 @@ async fn a_cart_reserves_its_tracked_prices_only_and_all_of_them_or_none() {
     }
     assert_eq!(level(&stock, "price_poster").await, Some(7));
     assert_eq!(level(&stock, "price_print").await, Some(3));
-    assert!(
-        stock
-            .store()
-            .reservation(&session("cs_test_short"))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    // Refused: recorded closed, with nothing taken, so a retry of it stays refused.
+    let refused = stock
+        .store()
+        .reservation(&session("cs_test_short"))
+        .await
+        .unwrap()
+        .expect("the refusal is recorded");
+    assert_eq!(refused.state, ReservationState::Released);
+    assert!(refused.lines.is_empty());
+    assert!(matches!(
+        stock.reserve(&short).await,
+        Err(StockError::OutOfStock { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -231,7 +236,10 @@ async fn a_sold_cart_is_never_released_and_is_committed_once() {
     let sold = cart("cs_test_sold", &[("price_poster", 2)]);
     assert_eq!(stock.reserve(&sold).await.unwrap(), Reserved::Taken);
 
-    assert_eq!(stock.commit(&sold).await.unwrap(), Committed::Committed);
+    assert_eq!(
+        stock.commit(&sold).await.unwrap(),
+        Committed::Committed { oversold: vec![] }
+    );
     assert_eq!(
         stock.commit(&sold).await.unwrap(),
         Committed::AlreadyCommitted
@@ -273,7 +281,7 @@ async fn ten_concurrent_commits_of_one_cart_sell_it_once() {
         outcomes.push(task.await.unwrap());
     }
     let count = |wanted: &Committed| outcomes.iter().filter(|o| *o == wanted).count();
-    assert_eq!(count(&Committed::Committed), 1);
+    assert_eq!(count(&Committed::Committed { oversold: vec![] }), 1);
     assert_eq!(count(&Committed::AlreadyCommitted), 9);
     assert_eq!(level(&stock, "price_poster").await, Some(3));
 }
@@ -304,7 +312,7 @@ async fn releases_racing_commits_of_one_cart_leave_it_sold_once() {
         let mut sold = 0;
         for task in commits {
             match task.await.unwrap() {
-                Committed::Committed | Committed::TakenUnreserved { .. } => sold += 1,
+                Committed::Committed { .. } | Committed::TakenUnreserved { .. } => sold += 1,
                 Committed::AlreadyCommitted => {}
                 Committed::Untracked => panic!("the poster is tracked"),
             }
@@ -588,4 +596,44 @@ async fn conflicts_that_never_end_are_a_5xx_to_retry_never_out_of_stock() {
     assert_eq!(err.status(), 503);
     let tries = transactions.load(Ordering::SeqCst);
     assert!((2..=10).contains(&tries), "a few tries: {tries}");
+}
+
+/// Stripe's page lets a customer raise an adjustable quantity or add an optional item after
+/// the reservation: the sale takes what was paid for, the difference with no floor, and says
+/// which prices went below zero.
+#[tokio::test]
+async fn a_sale_takes_what_was_paid_for_not_only_what_was_reserved() {
+    let (_client, _table, stock) = stock().await;
+    stock.set(None, &price("price_poster"), 3).await.unwrap();
+    stock.set(None, &price("price_mug"), 1).await.unwrap();
+    let reserved = cart("cs_test_adjusted", &[("price_poster", 1)]);
+    assert_eq!(stock.reserve(&reserved).await.unwrap(), Reserved::Taken);
+    assert_eq!(level(&stock, "price_poster").await, Some(2));
+
+    // Paid: 4 posters (raised on the page) and the optional mug, 2 of them.
+    let paid = cart("cs_test_adjusted", &[("price_poster", 4), ("price_mug", 2)]);
+    assert_eq!(
+        stock.commit(&paid).await.unwrap(),
+        Committed::Committed {
+            oversold: vec![price("price_mug"), price("price_poster")]
+        }
+    );
+    assert_eq!(level(&stock, "price_poster").await, Some(-1));
+    assert_eq!(level(&stock, "price_mug").await, Some(-1));
+    assert_eq!(
+        stock.commit(&paid).await.unwrap(),
+        Committed::AlreadyCommitted
+    );
+    assert_eq!(level(&stock, "price_poster").await, Some(-1), "taken once");
+
+    // Lowered on the page: the units not paid for come back at the sale.
+    stock.set(None, &price("price_poster"), 5).await.unwrap();
+    let lowered = cart("cs_test_lowered", &[("price_poster", 3)]);
+    stock.reserve(&lowered).await.unwrap();
+    let paid = cart("cs_test_lowered", &[("price_poster", 1)]);
+    assert_eq!(
+        stock.commit(&paid).await.unwrap(),
+        Committed::Committed { oversold: vec![] }
+    );
+    assert_eq!(level(&stock, "price_poster").await, Some(4));
 }

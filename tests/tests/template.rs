@@ -641,16 +641,18 @@ fn roles_grant_each_function_only_its_tables() {
     assert_eq!(
         dynamodb_grants(&template, "CreateSessionRole"),
         grants(&[
-            ("SessionsTable.Arn", &["PutItem"]),
+            ("SessionsTable.Arn", &["GetItem", "PutItem"]),
             ("RequestsTable.Arn", &["GetItem", "PutItem", "UpdateItem"]),
             ("StockTable.Arn", STOCK),
         ])
     );
-    // The consumers record each event's outcome on its item, and nothing else of the table.
+    // The consumers record each event's outcome on its item, and nothing else of the table;
+    // fulfillment's success page also reads a session's stored events.
     assert_eq!(
         dynamodb_grants(&template, "FulfillmentRole"),
         grants(&[
-            ("EventsTable.Arn", &["UpdateItem"]),
+            ("EventsTable.Arn", &["GetItem", "UpdateItem"]),
+            ("EventsTable.Arn/index/by-object", &["Query"]),
             ("EventsTable.StreamArn", STREAM),
             ("OrdersTable.Arn", &["GetItem", "UpdateItem"]),
             ("SessionsTable.Arn", &["GetItem"]),

@@ -1,21 +1,21 @@
 //! Development-only pages served next to the bundle's routes by `make dev`: a demo merchant
 //! storefront (`/`), the copy-ready checkout button (`/example`, `examples/checkout-button.html`),
-//! an embedded-mode example (`/embedded`), the success page the hosted checkout returns to
-//! (`/thanks`, `examples/success.html`), a returning customer's Payment Element page
-//! (`/returning`) and its return page (`/payments/return`), the pages' stylesheet
-//! (`/assets/pages.css`), and an outbox of the emails sent through moto's SES, each on its own
-//! page (`/dev/outbox/{n}`), with the recovery decisions and the orders, subscriptions and
-//! access tables (`/dev/outbox`). None of this is in a Lambda binary.
+//! an embedded-mode example (`/embedded`), a custom payment page (`/custom`, `ui_mode=custom`),
+//! the success page the hosted checkout returns to (`/thanks`, `examples/success.html`), a
+//! returning customer's Payment Element page (`/returning`) and its return page
+//! (`/payments/return`), the pages' stylesheet (`/assets/pages.css`), and an outbox of the
+//! emails sent through moto's SES (`outbox`). Each product card says what the shop policy
+//! means for it and how many are left (`catalog`). None of this is in a Lambda binary.
+
+mod catalog;
+mod outbox;
 
 use bytes::Bytes;
-use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use checkout_core::clock::iso8601;
 use checkout_core::pages::{FAVICON, PAGES_CSS, escape_html};
-use checkout_core::store::{AccessRecord, DynamoDb, EventOutcome, OrderRecord, SubscriptionRecord};
+use checkout_core::store::DynamoDb;
 use http::{HeaderValue, Method, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::Empty;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use lambda_http::{Body, Request, Response};
@@ -61,6 +61,8 @@ pub struct Storefront {
     access_table: Option<String>,
     returning: Option<ReturningCustomer>,
     http: Client<HttpConnector, Empty<Bytes>>,
+    /// The shop policy and stock levels the product cards show.
+    catalog: catalog::Catalog,
 }
 
 /// The demo's signed-in returning customer, and the secret its "server" mints tokens with.
@@ -69,75 +71,6 @@ pub struct ReturningCustomer {
     pub customer: String,
     pub name: String,
     pub token_secret: String,
-}
-
-/// One email of the outbox; `n` counts from 1 in the order moto received them.
-#[derive(Serialize)]
-struct EmailView {
-    n: usize,
-    to: String,
-    subject: String,
-    html: String,
-    text: String,
-    headers: Vec<HeaderView>,
-}
-
-#[derive(Serialize)]
-struct HeaderView {
-    name: String,
-    value: String,
-    /// The http(s) URLs of a `List-Unsubscribe`-style header, as links.
-    links: Vec<String>,
-}
-
-/// What the recovery function did with one `checkout.session.expired` event.
-#[derive(Serialize)]
-struct DecisionView {
-    session: String,
-    received: String,
-    outcome: String,
-    error: Option<String>,
-    attempts: u32,
-}
-
-/// The few attributes of an events-table item the outbox reads (a projection of
-/// `EventRecord`).
-#[derive(serde::Deserialize)]
-struct DecisionRecord {
-    #[serde(default)]
-    object_id: Option<String>,
-    #[serde(default)]
-    received_at: i64,
-    #[serde(default)]
-    outcome_recovery: Option<EventOutcome>,
-    #[serde(default)]
-    attempts_recovery: u32,
-}
-
-#[derive(Serialize)]
-struct SubscriptionView {
-    id: String,
-    status: String,
-    renewals: u32,
-    latest_invoice: String,
-    access: String,
-}
-
-#[derive(Serialize)]
-struct AccessView {
-    holder: String,
-    product: String,
-    active: bool,
-    until: String,
-    source: String,
-}
-
-#[derive(Serialize)]
-struct OrderView {
-    id: String,
-    state: &'static str,
-    payment: String,
-    attempts: u32,
 }
 
 pub struct StorefrontConfig {
@@ -160,33 +93,7 @@ pub struct StorefrontConfig {
 
 impl Storefront {
     pub fn new(config: StorefrontConfig) -> Self {
-        let mut pages = minijinja::Environment::new();
-        for (name, source) in [
-            ("layout.html", include_str!("../templates/layout.html")),
-            (
-                "storefront.html",
-                include_str!("../templates/storefront.html"),
-            ),
-            ("embedded.html", include_str!("../templates/embedded.html")),
-            ("outbox.html", include_str!("../templates/outbox.html")),
-            (
-                "outbox_email.html",
-                include_str!("../templates/outbox_email.html"),
-            ),
-            (
-                "returning.html",
-                include_str!("../templates/returning.html"),
-            ),
-            (
-                "payment_return.html",
-                include_str!("../templates/payment_return.html"),
-            ),
-        ] {
-            pages
-                .add_template(name, source)
-                .expect("storefront templates parse");
-        }
-        pages.add_global("favicon", FAVICON);
+        let pages = templates();
         Self {
             pages,
             merchant: config.merchant,
@@ -198,13 +105,14 @@ impl Storefront {
             simulator: config.simulator,
             publishable_key: config.publishable_key,
             outbox_url: format!("{}/_outbox", config.aws_endpoint.trim_end_matches('/')),
-            dynamodb: config.dynamodb,
+            dynamodb: config.dynamodb.clone(),
             events_table: config.events_table,
             orders_table: config.orders_table,
             subscriptions_table: config.subscriptions_table,
             access_table: config.access_table,
             returning: config.returning,
             http: Client::builder(TokioExecutor::new()).build_http(),
+            catalog: catalog::Catalog::from_env(&config.dynamodb),
         }
     }
 
@@ -216,6 +124,7 @@ impl Storefront {
             && !matches!(
                 path,
                 "/" | "/embedded"
+                    | "/custom"
                     | "/example"
                     | "/thanks"
                     | "/dev/outbox"
@@ -241,7 +150,10 @@ impl Storefront {
             PAGES_CSS_PATH => return Some(stylesheet()),
             "/thanks" => return Some(self.example(SUCCESS_EXAMPLE, request)),
             "/example" => return Some(self.example(BUTTON_EXAMPLE, request)),
-            "/" => ("storefront.html", json!({"products": self.products})),
+            "/" => (
+                "storefront.html",
+                json!({"products": self.catalog.views(&self.products).await}),
+            ),
             "/payments/return" => ("payment_return.html", json!({})),
             "/returning" => {
                 let Some(returning) = &self.returning else {
@@ -260,10 +172,15 @@ impl Storefront {
                     }),
                 )
             }
-            "/embedded" => {
-                let first = self.products.first();
+            // Both sell the first one-time product (the mug) in a page of the merchant's.
+            "/embedded" | "/custom" => {
+                let first = self.products.iter().find(|p| p.recurring.is_none());
                 (
-                    "embedded.html",
+                    if path == "/custom" {
+                        "custom.html"
+                    } else {
+                        "embedded.html"
+                    },
                     json!({
                         "publishable_key": self.publishable_key,
                         "price": first.map(|p| p.price.clone()),
@@ -271,51 +188,9 @@ impl Storefront {
                     }),
                 )
             }
-            _ => (
-                "outbox.html",
-                json!({
-                    "emails": self.emails().await,
-                    "decisions": self.decisions().await,
-                    "orders": self.orders().await,
-                    "subscriptions": self.subscriptions().await,
-                    "access": self.access().await,
-                }),
-            ),
+            _ => ("outbox.html", self.outbox().await),
         };
         Some(self.render(StatusCode::OK, name, merged(common, extra)))
-    }
-
-    /// `/dev/outbox/{n}`: one email, whole.
-    async fn email_page(&self, n: &str) -> Response<Body> {
-        let mut emails = self.emails().await;
-        let count = emails.len();
-        let found = n
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| emails.iter().position(|e| e.n == n))
-            .map(|at| emails.swap_remove(at));
-        let status = if found.is_some() {
-            StatusCode::OK
-        } else {
-            StatusCode::NOT_FOUND
-        };
-        let email = found.map(|e| {
-            let (n, html) = (e.n, with_base_target(&e.html));
-            let mut view = serde_json::to_value(e).unwrap_or_default();
-            view["html"] = html.into();
-            view["count"] = count.into();
-            view["newer"] = (n < count).then_some(n + 1).into();
-            view["older"] = (n > 1).then(|| n - 1).into();
-            view
-        });
-        let context = json!({
-            "merchant": self.merchant,
-            "shop_url": self.shop_url,
-            "simulator": self.simulator,
-            "email": email,
-            "count": count,
-        });
-        self.render(status, "outbox_email.html", context)
     }
 
     /// An `examples/` page with its placeholders filled in for this stack: the API is the
@@ -350,179 +225,39 @@ impl Storefront {
             }
         }
     }
+}
 
-    /// The messages moto's SES accepted (its `/_outbox`, added by infra/moto_server.py),
-    /// newest first.
-    async fn emails(&self) -> Vec<EmailView> {
-        let Ok(uri) = self.outbox_url.parse::<http::Uri>() else {
-            return Vec::new();
-        };
-        let raw: Vec<Value> = match self.http.get(uri).await {
-            Ok(response) => match response.into_body().collect().await {
-                Ok(body) => serde_json::from_slice(&body.to_bytes()).unwrap_or_default(),
-                Err(_) => Vec::new(),
-            },
-            Err(err) => {
-                tracing::warn!(error = %err, "outbox unreachable");
-                Vec::new()
-            }
-        };
-        let mut emails: Vec<EmailView> = raw
-            .iter()
-            .enumerate()
-            .map(|(at, message)| email_view(at + 1, message))
-            .collect();
-        emails.reverse();
-        emails
+/// The pages' templates, parsed once (auto-escaped: they end in `.html`).
+fn templates() -> minijinja::Environment<'static> {
+    let mut pages = minijinja::Environment::new();
+    for (name, source) in [
+        ("layout.html", include_str!("../templates/layout.html")),
+        (
+            "storefront.html",
+            include_str!("../templates/storefront.html"),
+        ),
+        ("embedded.html", include_str!("../templates/embedded.html")),
+        ("custom.html", include_str!("../templates/custom.html")),
+        ("outbox.html", include_str!("../templates/outbox.html")),
+        (
+            "outbox_email.html",
+            include_str!("../templates/outbox_email.html"),
+        ),
+        (
+            "returning.html",
+            include_str!("../templates/returning.html"),
+        ),
+        (
+            "payment_return.html",
+            include_str!("../templates/payment_return.html"),
+        ),
+    ] {
+        pages
+            .add_template(name, source)
+            .expect("storefront templates parse");
     }
-
-    /// Each `checkout.session.expired` event of the events table with the recovery
-    /// function's outcome, newest first.
-    async fn decisions(&self) -> Vec<DecisionView> {
-        let Some(table) = &self.events_table else {
-            return Vec::new();
-        };
-        let mut records: Vec<DecisionRecord> = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        // A dev table is small; the bound only keeps a runaway table from hanging the page.
-        for _ in 0..50 {
-            let scanned = self
-                .dynamodb
-                .scan()
-                .table_name(table)
-                .filter_expression("#type = :expired")
-                .projection_expression(
-                    "object_id, received_at, outcome_recovery, attempts_recovery",
-                )
-                .expression_attribute_names("#type", "type")
-                .expression_attribute_values(
-                    ":expired",
-                    AttributeValue::S("checkout.session.expired".into()),
-                )
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await;
-            let output = match scanned {
-                Ok(output) => output,
-                Err(err) => {
-                    tracing::warn!(error = %err, table, "events table unreadable");
-                    break;
-                }
-            };
-            records.extend(
-                output
-                    .items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|item| serde_dynamo::from_item(item).ok()),
-            );
-            start = output.last_evaluated_key.filter(|key| !key.is_empty());
-            if start.is_none() {
-                break;
-            }
-        }
-        records.sort_by_key(|r| std::cmp::Reverse(r.received_at));
-        records.into_iter().map(decision_view).collect()
-    }
-
-    async fn orders(&self) -> Vec<OrderView> {
-        let Some(table) = &self.orders_table else {
-            return Vec::new();
-        };
-        let items = match self.dynamodb.scan().table_name(table).send().await {
-            Ok(output) => output.items.unwrap_or_default(),
-            Err(err) => {
-                tracing::warn!(error = %err, "orders table unreadable");
-                return Vec::new();
-            }
-        };
-        let mut orders: Vec<(i64, OrderView)> = items
-            .into_iter()
-            .filter_map(|item| serde_dynamo::from_item::<_, OrderRecord>(item).ok())
-            .map(|order| {
-                (
-                    order.updated_at,
-                    OrderView {
-                        state: order.status(),
-                        id: order.order_id,
-                        payment: order
-                            .payment_status
-                            .and_then(|p| serde_json::to_value(p).ok())
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
-                        attempts: order.attempts,
-                    },
-                )
-            })
-            .collect();
-        orders.sort_by_key(|(updated, _)| std::cmp::Reverse(*updated));
-        orders.into_iter().map(|(_, order)| order).collect()
-    }
-
-    /// Every item of `table`, newest first by `updated_at`, as `T`.
-    async fn scan<T: serde::de::DeserializeOwned>(&self, table: Option<&String>) -> Vec<T> {
-        let Some(table) = table else {
-            return Vec::new();
-        };
-        match self.dynamodb.scan().table_name(table).send().await {
-            Ok(output) => output
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|item| serde_dynamo::from_item::<_, T>(item).ok())
-                .collect(),
-            Err(err) => {
-                tracing::warn!(error = %err, table, "table unreadable");
-                Vec::new()
-            }
-        }
-    }
-
-    async fn subscriptions(&self) -> Vec<SubscriptionView> {
-        let mut records: Vec<SubscriptionRecord> =
-            self.scan(self.subscriptions_table.as_ref()).await;
-        records.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
-        records
-            .into_iter()
-            .map(|r| SubscriptionView {
-                id: r.subscription_id.to_string(),
-                status: r
-                    .state
-                    .as_ref()
-                    .map_or("unknown", |s| s.status.as_str())
-                    .to_string(),
-                renewals: r.renewals,
-                latest_invoice: r
-                    .latest_invoice_status
-                    .and_then(|s| serde_json::to_value(s).ok())
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                access: match (r.access, r.access_until) {
-                    (Some(checkout_core::store::AccessState::Granted), Some(until)) => {
-                        format!("granted until {}", iso8601(until))
-                    }
-                    (Some(checkout_core::store::AccessState::Granted), None) => "granted".into(),
-                    (Some(checkout_core::store::AccessState::Revoked), _) => "revoked".into(),
-                    (None, _) => "none".into(),
-                },
-            })
-            .collect()
-    }
-
-    async fn access(&self) -> Vec<AccessView> {
-        let mut records: Vec<AccessRecord> = self.scan(self.access_table.as_ref()).await;
-        records.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
-        records
-            .into_iter()
-            .map(|r| AccessView {
-                holder: r.holder,
-                product: r.product,
-                active: r.active,
-                until: r.until.map(iso8601).unwrap_or_else(|| "no end".into()),
-                source: r.source,
-            })
-            .collect()
-    }
+    pages.add_global("favicon", FAVICON);
+    pages
 }
 
 /// `page` (an `examples/` file) with its placeholders replaced: the API base, the merchant's
@@ -602,132 +337,6 @@ fn origin(request: &Request) -> String {
         })
         .map(|host| format!("http://{host}"))
         .unwrap_or_default()
-}
-
-/// Links in a sandboxed frame open a new tab (`<base target="_blank">`), not the frame.
-fn with_base_target(html: &str) -> String {
-    if html.is_empty() {
-        return String::new();
-    }
-    let base = r#"<base target="_blank">"#;
-    let lower = html.to_ascii_lowercase();
-    let at = lower
-        .find("<head>")
-        .map(|i| i + "<head>".len())
-        .or_else(|| {
-            let html_tag = lower.find("<html")?;
-            Some(html_tag + lower[html_tag..].find('>')? + 1)
-        });
-    match at {
-        Some(at) => format!("{}{base}{}", &html[..at], &html[at..]),
-        None => format!("{base}{html}"),
-    }
-}
-
-/// One message of moto's `/_outbox`, from its raw MIME.
-fn email_view(n: usize, message: &Value) -> EmailView {
-    let mime = message["raw"].as_str().unwrap_or_default();
-    let parsed = mail_parser::MessageParser::default().parse(mime.as_bytes());
-    let to = message["destinations"]
-        .as_array()
-        .map(|d| {
-            d.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
-    let Some(parsed) = parsed else {
-        return EmailView {
-            n,
-            to,
-            subject: message["subject"].as_str().unwrap_or_default().to_string(),
-            html: String::new(),
-            text: mime.to_string(),
-            headers: Vec::new(),
-        };
-    };
-    let headers = parsed
-        .headers()
-        .iter()
-        .map(|h| {
-            let raw = mime
-                .get(h.offset_start as usize..h.offset_end as usize)
-                .unwrap_or_default();
-            header_view(h.name.as_str(), &h.value, raw)
-        })
-        .collect();
-    EmailView {
-        n,
-        to,
-        subject: parsed.subject().unwrap_or_default().to_string(),
-        html: parsed
-            .body_html(0)
-            .map(|h| h.into_owned())
-            .unwrap_or_default(),
-        // Only a real text part (body_text would make one out of the HTML).
-        text: parsed
-            .text_bodies()
-            .next()
-            .filter(|part| !part.is_text_html())
-            .and_then(|part| part.text_contents())
-            .unwrap_or_default()
-            .to_string(),
-        headers,
-    }
-}
-
-/// A header as a reader wants it: decoded text and addresses, the rest as sent (unfolded).
-fn header_view(name: &str, value: &mail_parser::HeaderValue<'_>, raw: &str) -> HeaderView {
-    use mail_parser::HeaderValue as V;
-    let unfolded = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    let (value, links) = match value {
-        V::Text(text) => (text.to_string(), Vec::new()),
-        V::TextList(list) => (list.join(", "), Vec::new()),
-        V::Address(addresses) => {
-            let shown = addresses
-                .iter()
-                .map(|a| match (a.name.as_deref(), a.address.as_deref()) {
-                    (Some(name), Some(address)) => format!("{name} <{address}>"),
-                    (None, Some(address)) => address.to_string(),
-                    (Some(name), None) => name.to_string(),
-                    (None, None) => String::new(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let links = addresses
-                .iter()
-                .filter_map(|a| a.address.as_deref())
-                .filter(|a| is_http_url(a))
-                .map(str::to_string)
-                .collect();
-            (if shown.is_empty() { unfolded } else { shown }, links)
-        }
-        _ => (unfolded, Vec::new()),
-    };
-    HeaderView {
-        name: name.to_string(),
-        value,
-        links,
-    }
-}
-
-fn decision_view(record: DecisionRecord) -> DecisionView {
-    let (outcome, error) = match record.outcome_recovery {
-        None => ("pending".to_string(), None),
-        Some(EventOutcome::Done { .. }) => ("done".to_string(), None),
-        Some(EventOutcome::Skipped { reason, .. }) => (format!("skipped ({reason})"), None),
-        Some(EventOutcome::Failed { reason, error, .. }) => {
-            (format!("failed ({reason})"), Some(error))
-        }
-    };
-    DecisionView {
-        session: record.object_id.unwrap_or_default(),
-        received: iso8601(record.received_at),
-        outcome,
-        error,
-        attempts: record.attempts_recovery,
-    }
 }
 
 impl ReturningCustomer {
@@ -847,80 +456,107 @@ mod tests {
         assert_eq!(origin(&request(r#"x"><script>"#)), "");
     }
 
-    #[test]
-    fn email_links_open_outside_the_frame() {
-        assert_eq!(
-            with_base_target(
-                "<!doctype html><html lang=\"en\">\n<head><meta charset=\"utf-8\"></head><body>x</body></html>"
-            ),
-            "<!doctype html><html lang=\"en\">\n<head><base target=\"_blank\"><meta charset=\"utf-8\"></head><body>x</body></html>"
-        );
-        assert_eq!(
-            with_base_target("<html lang=\"fr\"><body>x</body></html>"),
-            "<html lang=\"fr\"><base target=\"_blank\"><body>x</body></html>"
-        );
-        assert_eq!(
-            with_base_target("<p>x</p>"),
-            "<base target=\"_blank\"><p>x</p>"
-        );
-        assert_eq!(with_base_target(""), "");
+    fn render(name: &str, context: Value) -> String {
+        let common = json!({"merchant": "Demo Shop", "shop_url": "/", "simulator": "http://127.0.0.1:12111"});
+        templates()
+            .get_template(name)
+            .and_then(|t| {
+                t.render(minijinja::Value::from(minijinja::value::Serde(merged(
+                    common, context,
+                ))))
+            })
+            .expect("the template renders")
     }
 
     #[test]
-    fn an_email_reads_from_its_raw_mime() {
-        let raw = "From: \"Demo Shop\" <orders@shop.example>\r\nTo: jenny@example.com\r\nSubject: =?utf-8?q?Caf=C3=A9?=\r\nList-Unsubscribe: <http://127.0.0.1:9100/recovery/unsubscribe?token=a.b>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hello</p>\r\n--b--\r\n";
-        let email = email_view(
-            3,
-            &json!({"raw": raw, "destinations": ["jenny@example.com"]}),
-        );
-        assert_eq!((email.n, email.to.as_str()), (3, "jenny@example.com"));
-        assert_eq!(email.subject, "Café");
-        assert_eq!(email.text.trim(), "Hello");
-        assert_eq!(email.html.trim(), "<p>Hello</p>");
-        let header = |name: &str| {
-            email
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .unwrap_or_else(|| panic!("{name}"))
+    fn a_card_shows_its_terms_and_stock_and_an_empty_shelf_cannot_be_bought() {
+        let card = |price: &str, left: Option<i64>| {
+            json!({
+                "price": price, "name": price, "amount": "12.00 EUR", "recurring": null,
+                "terms": ["Ships to FR, DE, BE"], "left": left,
+                "out_of_stock": left.is_some_and(|n| n <= 0), "max_quantity": left.map_or(10, |n| n.clamp(1, 10)),
+            })
         };
-        assert_eq!(header("From").value, "Demo Shop <orders@shop.example>");
-        assert_eq!(header("Subject").value, "Café");
-        assert_eq!(
-            header("List-Unsubscribe").links,
-            ["http://127.0.0.1:9100/recovery/unsubscribe?token=a.b"]
+        let page = render(
+            "storefront.html",
+            json!({"products": [card("price_mug", None), card("price_poster", Some(3)), card("price_print", Some(0))]}),
+        );
+        assert_eq!(page.matches("<li>Ships to FR, DE, BE</li>").count(), 3);
+        assert!(
+            page.contains(r#"<p class="stock" data-left="3">3 left</p>"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"max="3""#));
+        assert!(page.contains("<strong>Out of stock</strong>"));
+        assert!(page.contains(
+            r#"<button type="submit" data-price="price_print" disabled>Buy now</button>"#
+        ));
+        assert!(
+            page.contains(r#"<button type="submit" data-price="price_poster">Buy now</button>"#)
         );
         assert_eq!(
-            header("List-Unsubscribe-Post").value,
-            "List-Unsubscribe=One-Click"
+            page.matches(" disabled").count(),
+            2,
+            "the empty shelf's field and button"
         );
+        assert_eq!(
+            page.matches(r#"class="stock""#).count(),
+            2,
+            "untracked: no stock line"
+        );
+        assert!(page.contains(r#"href="/custom""#));
     }
 
     #[test]
-    fn recovery_decisions_read_as_words() {
-        let record = |outcome| DecisionRecord {
-            object_id: Some("cs_test_1".into()),
-            received_at: 0,
-            outcome_recovery: outcome,
-            attempts_recovery: 1,
-        };
-        let shown = |outcome| decision_view(record(outcome)).outcome;
-        assert_eq!(shown(None), "pending");
-        assert_eq!(shown(Some(EventOutcome::Done { at: 1 })), "done");
-        assert_eq!(
-            shown(Some(EventOutcome::Skipped {
-                reason: "no_consent".into(),
-                at: 1
-            })),
-            "skipped (no_consent)"
+    fn the_custom_page_asks_for_a_custom_session_and_mounts_the_simulator_offline() {
+        let page = render(
+            "custom.html",
+            json!({"price": "price_mug", "product": "Mug"}),
         );
+        assert!(page.contains(r#"ui_mode: "custom""#));
+        assert!(page.contains(r#"data-price="price_mug""#));
+        assert!(
+            page.contains(r#"data-simulator="http:"#),
+            "the simulator URL, escaped"
+        );
+        assert!(page.contains(r#""/elements/checkout?client_secret=""#));
+        assert!(
+            !page.contains("js.stripe.com"),
+            "no Stripe.js without a publishable key"
+        );
+        let online = render(
+            "custom.html",
+            json!({"price": "price_mug", "product": "Mug", "publishable_key": "pk_test_x"}),
+        );
+        assert!(
+            online.contains(r#"<script src="https://js.stripe.com/basil/stripe.js"></script>"#)
+        );
+        assert!(online.contains("initCheckout({fetchClientSecret})"));
+    }
+
+    #[test]
+    fn a_physical_order_shows_where_it_ships_under_its_row() {
+        let order = |id: &str, ship_to: Option<&str>, shipping: Option<&str>, tax: Option<&str>| {
+            json!({"id": id, "state": "fulfilled", "payment": "paid", "attempts": 1,
+                   "ship_to": ship_to, "shipping": shipping, "tax": tax})
+        };
+        let page = render(
+            "outbox.html",
+            json!({
+                "emails": [], "decisions": [], "subscriptions": [], "access": [],
+                "orders": [
+                    order("cs_test_1", Some("FR"), Some("Express shipping, 14.40 EUR"), Some("VAT 20% 13.40 EUR")),
+                    order("cs_test_2", None, None, None),
+                ],
+            }),
+        );
+        assert!(page.contains(
+            r#"<td colspan="4" class="note">Ships to <span class="ship-to">FR</span> · <span class="rate">Express shipping, 14.40 EUR</span> · Tax <span class="tax">VAT 20% 13.40 EUR</span></td>"#
+        ), "{page}");
         assert_eq!(
-            shown(Some(EventOutcome::Failed {
-                reason: "stripe".into(),
-                error: "timeout".into(),
-                at: 1
-            })),
-            "failed (stripe)"
+            page.matches(r#"class="order-details""#).count(),
+            1,
+            "none under a digital order"
         );
     }
 }

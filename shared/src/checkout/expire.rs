@@ -66,8 +66,12 @@ pub(super) async fn expire(
                 .stripe
                 .retrieve_checkout_session(&id, record.account.as_ref())
                 .await?;
-            if session.status == Some(SessionStatus::Complete) {
-                return Err(CheckoutError::SessionComplete);
+            match session.status {
+                Some(SessionStatus::Expired) => {}
+                Some(SessionStatus::Complete) => return Err(CheckoutError::SessionComplete),
+                // Still open although Stripe refused: it can still be paid, so its units
+                // stay taken and the caller hears Stripe's refusal.
+                _ => return Err(err_not_open(&id).into()),
             }
         }
         Err(other) => return Err(other.into()),
@@ -82,6 +86,18 @@ pub(super) async fn expire(
             status: "expired",
         },
     ))
+}
+
+/// Stripe refused to expire a session it still reports open.
+fn err_not_open(id: &SessionId) -> StripeError {
+    StripeError::Api {
+        kind: ErrorKind::InvalidRequest,
+        status: 400,
+        code: None,
+        param: None,
+        message: format!("Stripe refused to expire {id}, which is still open"),
+        request_id: None,
+    }
 }
 
 #[cfg(test)]

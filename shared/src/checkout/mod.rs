@@ -295,6 +295,9 @@ impl SessionCreator {
         };
         match self.stock.reserve(&cart).await {
             Ok(_) => Ok(()),
+            // The stock keeper failing is not the cart's fault: the session stays open, its
+            // URL never given; a retry with the caller's key gets it back and reserves then.
+            Err(StockError::Store(err)) => Err(StockError::Store(err).into()),
             Err(err) => {
                 let options = RequestOptions {
                     account: request.account.as_ref(),
@@ -471,6 +474,21 @@ impl CheckoutConfig {
             RequestMode::Subscription => SessionKind::Subscription,
         };
         policy.push_to(&mut form, kind, &cart);
+        // Stripe refuses automatic tax for a Customer without an address, and tax id
+        // collection for one without a name, unless Checkout may save what it collects.
+        if request.customer.is_some() {
+            if policy.automatic_tax.is_some_and(|t| t.enabled) {
+                let what = if policy.shipping_address_collection.is_some() {
+                    "customer_update[shipping]"
+                } else {
+                    "customer_update[address]"
+                };
+                form.push(what, "auto");
+            }
+            if policy.tax_id_collection.is_some_and(|t| t.enabled) {
+                form.push("customer_update[name]", "auto");
+            }
+        }
         match fee {
             ApplicationFee::None => {}
             ApplicationFee::Amount(amount) => {

@@ -240,7 +240,13 @@ impl<'a> ConfirmationContext<'a> {
                     .map(|line| DisplayLine {
                         description: &line.description,
                         quantity: line.quantity,
-                        amount_total_display: display(line.amount_total),
+                        // With tax, shipping or discounts listed below, each line shows
+                        // its price before them, so the lines add up to the subtotal.
+                        amount_total_display: display(if extras {
+                            line.amount_subtotal
+                        } else {
+                            line.amount_total
+                        }),
                         optional: line.optional,
                     })
                     .collect(),

@@ -135,7 +135,8 @@ impl<F: Fulfil, E: Entitle> Fulfillment<F, E> {
                 .filter_map(|l| Some((l.price.as_deref()?.parse().ok()?, l.quantity)))
                 .collect(),
         };
-        if let Committed::TakenUnreserved { oversold } = self.stock.commit(&cart).await?
+        if let Committed::TakenUnreserved { oversold } | Committed::Committed { oversold } =
+            self.stock.commit(&cart).await?
             && !oversold.is_empty()
         {
             let prices: Vec<&str> = oversold.iter().map(PriceId::as_str).collect();

@@ -347,8 +347,26 @@ impl StockStore {
     ///
     /// # Errors
     /// DynamoDB failed, or kept cancelling the transaction for conflicts.
-    pub async fn commit_reserved(&self, session: &SessionId, now: i64) -> Result<bool, StoreError> {
-        let items = [self.move_reserved(session, ReservationState::Committed, now)];
+    /// `adjust`: units sold beyond (or short of, when negative) what was reserved, taken
+    /// (or given back) in the same transaction with no floor, since the customer has paid:
+    /// Stripe's page lets a customer change an adjustable quantity and add optional items.
+    pub async fn commit_reserved(
+        &self,
+        reservation: &Reservation,
+        adjust: &[ReservedLine],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut items =
+            vec![self.move_reserved(&reservation.session, ReservationState::Committed, now)];
+        for line in adjust {
+            items.push(self.level_update(
+                reservation.account.as_ref(),
+                &line.price,
+                "ADD #available :q",
+                line.quantity.saturating_neg(),
+                None,
+            ));
+        }
         Ok(matches!(self.transact(&items).await?, Transacted::Written))
     }
 
@@ -402,6 +420,26 @@ impl StockStore {
         };
         let put = put.build().expect("table and item are set");
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Records a cart refused for stock as `released` with nothing taken, unless the session
+    /// has a reservation already: a retry of the same create (the caller's `Idempotency-Key`
+    /// makes Stripe answer the same, now expired, session) is then refused again instead of
+    /// taking units for a session nobody can pay.
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn refuse(&self, reservation: &Reservation, now: i64) -> Result<(), StoreError> {
+        let refused = Reservation {
+            state: ReservationState::Released,
+            lines: Vec::new(),
+            released_at: Some(now),
+            ..reservation.clone()
+        };
+        let items = [self.put_reservation(&refused, false)?];
+        // Cancelled: the session has a reservation of its own, which says what happened.
+        self.transact(&items).await?;
+        Ok(())
     }
 
     /// `reserved` → `to`, on the condition that it is still `reserved`.
