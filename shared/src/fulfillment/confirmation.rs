@@ -118,6 +118,7 @@ impl<M: Mailer> Fulfil for ConfirmationEmail<M> {
                     message_id,
                     "order confirmation sent"
                 );
+                metrics::emit("ConfirmationEmailsSent", 1.0, Unit::Count, &[]);
                 EmailStatus::Sent { message_id }
             }
             Err(MailError::Rejected(reason)) => {

@@ -111,7 +111,7 @@ pub async fn handle_event<F: Fulfil, E: Entitle>(
         let outcome = EventOutcome::of(&result, RetryLater::code, fulfillment.clock().now());
         fulfillment
             .events()
-            .settle(&event.event_id, Consumer::Fulfillment, &outcome)
+            .settle(event, Consumer::Fulfillment, &outcome)
             .await;
         result.map(|_| outcome)
     }

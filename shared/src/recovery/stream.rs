@@ -60,7 +60,7 @@ impl<M: Mailer> Recovery<M> {
             let result = self.act(event).await;
             let outcome = EventOutcome::of(&result, RecoveryError::code, self.clock.now());
             self.events
-                .settle(&event.event_id, Consumer::Recovery, &outcome)
+                .settle(event, Consumer::Recovery, &outcome)
                 .await;
             result.map(|_| outcome)
         }

@@ -238,7 +238,11 @@ impl EventStore {
     /// Records an outcome as [`Self::record_outcome`] does, for consumers that have already
     /// acted: a failure to record is logged and counted, not returned, since the event stays
     /// pending and the reconciler comes back to it (acting again is idempotent).
-    pub async fn settle(&self, id: &EventId, consumer: Consumer, outcome: &EventOutcome) {
+    ///
+    /// The first time an event is done, its lag (Stripe's `created` to done) is counted:
+    /// for fulfillment's `checkout.session.completed`, the event-to-fulfilled lag.
+    pub async fn settle(&self, event: &EventRecord, consumer: Consumer, outcome: &EventOutcome) {
+        let id = &event.event_id;
         if let EventOutcome::Failed { reason, .. } = outcome {
             metrics::emit(
                 "EventsFailed",
@@ -248,7 +252,24 @@ impl EventStore {
             );
         }
         match self.record_outcome(id, consumer, outcome).await {
-            Ok(true) => {}
+            Ok(true) => {
+                if let EventOutcome::Done { at } = outcome {
+                    #[expect(
+                        clippy::cast_precision_loss,
+                        reason = "a lag in seconds is far below 2^52"
+                    )]
+                    let lag = (at - event.created).max(0) as f64;
+                    metrics::emit(
+                        "EventLagSeconds",
+                        lag,
+                        Unit::Seconds,
+                        &[
+                            ("Consumer", consumer.as_str()),
+                            ("EventType", event.kind.as_str()),
+                        ],
+                    );
+                }
+            }
             Ok(false) => {
                 tracing::debug!(event_id = %id, consumer = consumer.as_str(), "outcome not recorded: event not stored, or already final");
             }

@@ -83,7 +83,7 @@ pub async fn handle_event<E: Entitle>(
             EventOutcome::of(&result, SubscriptionsError::code, subscriptions.clock.now());
         subscriptions
             .events
-            .settle(&event.event_id, Consumer::Subscriptions, &outcome)
+            .settle(event, Consumer::Subscriptions, &outcome)
             .await;
         result.map(|_| outcome)
     }

@@ -196,6 +196,16 @@ impl WebhookReceiver {
         let record = EventRecord::new(&event, now, self.retention_secs);
         let recorded = self.store.record_once(&record).await?;
         let duplicate = recorded == Recorded::Duplicate;
+        if duplicate {
+            metrics::emit("EventsDuplicate", 1.0, Unit::Count, &[]);
+        } else {
+            metrics::emit(
+                "EventsReceived",
+                1.0,
+                Unit::Count,
+                &[("EventType", event.kind.as_str())],
+            );
+        }
         tracing::info!(
             event_id = %event.id,
             event_type = %event.kind,
