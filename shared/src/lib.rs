@@ -35,6 +35,7 @@ pub mod aws;
 pub mod callers;
 pub mod http;
 pub mod lambda;
+pub mod logging;
 pub mod mail;
 pub mod metrics;
 pub mod pages;
@@ -43,6 +44,7 @@ pub mod shop;
 pub mod stock;
 pub mod store;
 pub mod stripe;
+pub mod tls;
 
 // Domain.
 pub mod checkout;

@@ -26,7 +26,10 @@ fn unreachable_ssm() -> aws_sdk_ssm::Client {
         .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
         .region(aws_sdk_ssm::config::Region::new("us-east-1"))
         .endpoint_url("http://127.0.0.1:9")
-        .credentials_provider(aws_sdk_ssm::config::Credentials::for_tests())
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .http_client(checkout_core::aws::SdkHttpClient::shared())
         .build();
     aws_sdk_ssm::Client::from_conf(config)
 }

@@ -7,11 +7,11 @@ use checkout_core::{
     secrets,
     store::DynamoDb,
 };
-use lambda_http::{Error, Request, service_fn, tracing};
+use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    checkout_core::logging::init();
     let (sdk, env) = secrets::cold_start(&[
         "STRIPE_SECRET_KEY",
         "MERCHANT_API_KEY",

@@ -12,11 +12,11 @@ use checkout_core::{
     store::DynamoDb,
     subscriptions::{self, Subscriptions, SubscriptionsConfig},
 };
-use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    checkout_core::logging::init();
     let (sdk, env) = secrets::cold_start(&["STRIPE_SECRET_KEY"]).await?;
     let config = SubscriptionsConfig::from_env(&env)?;
     let dynamodb = DynamoDb::new(&sdk);

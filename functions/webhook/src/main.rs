@@ -6,11 +6,11 @@ use checkout_core::{
     store::DynamoDb,
     webhook::{WebhookConfig, WebhookReceiver},
 };
-use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn, tracing};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    checkout_core::logging::init();
     let (sdk, env) = secrets::cold_start(&["STRIPE_WEBHOOK_SECRET"]).await?;
     let config = WebhookConfig::from_env(&env)?;
     let receiver = &WebhookReceiver::new(config, DynamoDb::new(&sdk));

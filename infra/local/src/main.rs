@@ -190,32 +190,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "storefront: http://127.0.0.1:{port}/  (outbox: http://127.0.0.1:{port}/dev/outbox)"
     );
 
-    // One consumer per function subscribed to the events stream, as in the SAM template.
+    // One consumer per function subscribed to the events stream, each following its event
+    // source mapping in the SAM template (a mapping the poller cannot follow stops the start).
     let for_fulfillment = bundle.clone();
     let for_recovery = bundle.clone();
     let for_subscriptions = bundle.clone();
-    let consumers: Vec<streams::Consumer> = vec![
-        Box::new(move |batch| {
-            let bundle = for_fulfillment.clone();
-            Box::pin(async move { bundle.stripe.fulfillment.stream(batch, None).await })
-        }),
-        Box::new(move |batch| {
-            let bundle = for_recovery.clone();
-            Box::pin(async move { bundle.stripe.recovery.stream(batch, None).await })
-        }),
-        Box::new(move |batch| {
-            let bundle = for_subscriptions.clone();
-            Box::pin(async move {
-                subscriptions::handle_stream(&bundle.stripe.subscriptions, batch, None).await
-            })
-        }),
+    let functions = vec![
+        streams::Function::from_template(
+            "FulfillmentFunction",
+            Box::new(move |batch| {
+                let bundle = for_fulfillment.clone();
+                Box::pin(async move { bundle.stripe.fulfillment.stream(batch, None).await })
+            }),
+        )?,
+        streams::Function::from_template(
+            "RecoveryFunction",
+            Box::new(move |batch| {
+                let bundle = for_recovery.clone();
+                Box::pin(async move { bundle.stripe.recovery.stream(batch, None).await })
+            }),
+        )?,
+        streams::Function::from_template(
+            "SubscriptionsFunction",
+            Box::new(move |batch| {
+                let bundle = for_subscriptions.clone();
+                Box::pin(async move {
+                    subscriptions::handle_stream(&bundle.stripe.subscriptions, batch, None).await
+                })
+            }),
+        )?,
     ];
     let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
     tokio::spawn(streams::follow(
         dynamodb.clone(),
         streams,
         events_table,
-        consumers,
+        functions,
+        streams::Files::from_env(env),
     ));
     tokio::spawn(reconcile_every(
         bundle.clone(),
@@ -282,7 +293,7 @@ async fn reconcile_every(bundle: Arc<Bundle>, (reconciler, interval): (Reconcile
 }
 
 async fn stripe_functions(
-    sdk: &aws_config::SdkConfig,
+    sdk: &aws::SdkConfig,
     dynamodb: &DynamoDb,
     env: &DevEnv,
 ) -> Result<StripeFunctions, Box<dyn std::error::Error>> {

@@ -1,30 +1,92 @@
-//! Reads the events table's DynamoDB stream the way Lambda's event source mapping does and
+//! Reads the events table's DynamoDB stream the way Lambda's event source mappings do and
 //! hands each batch to the stream handlers as `aws_lambda_events` records, so the local flow
-//! is the production flow. Records a handler reports as failed are delivered again, from the
-//! first failure, after a pause (Lambda's retry), up to a bound.
+//! is the production flow. Each function follows its own mapping from infra/template.yaml
+//! (batch size, filters, partial batch responses, bisect, retries, record age, on-failure
+//! destination) with its own position per shard, kept across restarts in a file.
 
-use std::collections::HashMap;
+mod failures;
+mod filter;
+mod lane;
+mod mapping;
+mod positions;
+mod shard;
+
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodbstreams::Client as Streams;
-use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use checkout_core::config;
 use checkout_core::store::DynamoDb;
+use tokio::task::JoinSet;
 
-const POLL_EVERY: Duration = Duration::from_millis(200);
-const MAX_RETRIES: u32 = 5;
+use self::failures::Failures;
+pub use self::mapping::Mapping;
+use self::positions::Positions;
+use self::shard::{Reader, ShardInfo};
 
-/// A consumer of stream batches, like one Lambda function with an event source mapping.
+/// Shards change rarely (DynamoDB rolls them every few hours; moto never does).
+const DESCRIBE_EVERY: Duration = Duration::from_secs(10);
+
+/// A function's stream handler.
 pub type Consumer = Box<
     dyn Fn(StreamEvent) -> Pin<Box<dyn Future<Output = DynamoDbEventResponse> + Send>>
         + Send
         + Sync,
 >;
 
-pub async fn follow(dynamodb: DynamoDb, streams: Streams, table: String, consumers: Vec<Consumer>) {
+/// A function subscribed to the events stream, with its event source mapping.
+pub struct Function {
+    pub mapping: Mapping,
+    pub handler: Consumer,
+}
+
+impl Function {
+    /// `name`'s mapping as infra/template.yaml declares it.
+    ///
+    /// # Errors
+    /// The template has no mapping for it on the events stream, or one the poller cannot
+    /// follow faithfully.
+    pub fn from_template(name: &str, handler: Consumer) -> Result<Self, String> {
+        Ok(Self {
+            mapping: Mapping::from_template(name)?,
+            handler,
+        })
+    }
+}
+
+/// Where the poller keeps its positions and its discarded batches.
+pub struct Files {
+    pub positions: PathBuf,
+    pub failures: PathBuf,
+}
+
+impl Files {
+    pub fn from_env(env: &impl config::Source) -> Self {
+        let path = |var, default: &str| {
+            PathBuf::from(config::optional(env, var).unwrap_or_else(|| default.to_string()))
+        };
+        Self {
+            positions: path("STREAM_CHECKPOINT_FILE", ".local/stream-positions.json"),
+            failures: path("STREAM_FAILURES_FILE", ".local/stream-failures.jsonl"),
+        }
+    }
+}
+
+/// Follows the table's stream for every function until the task is dropped, which stops
+/// every reader with it.
+pub async fn follow(
+    dynamodb: DynamoDb,
+    streams: Streams,
+    table: String,
+    functions: Vec<Function>,
+    files: Files,
+) {
     let arn = match dynamodb.describe_table().table_name(&table).send().await {
         Ok(out) => out.table.and_then(|t| t.latest_stream_arn),
         Err(err) => {
@@ -36,127 +98,118 @@ pub async fn follow(dynamodb: DynamoDb, streams: Streams, table: String, consume
         tracing::error!(table, "the table has no stream");
         return;
     };
-    let mut iterators: HashMap<String, String> = HashMap::new();
-    let mut pending: Vec<(Vec<EventRecord>, u32)> = Vec::new();
-    loop {
-        if let Err(err) = discover_shards(&streams, &arn, &mut iterators).await {
-            tracing::warn!(error = %err, "describe stream failed");
-        }
-        let mut batch = Vec::new();
-        for (shard, iterator) in iterators.iter_mut() {
-            match streams
-                .get_records()
-                .shard_iterator(iterator.as_str())
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    batch.extend(
-                        out.records
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|r| lambda_record(r, &arn)),
-                    );
-                    if let Some(next) = out.next_shard_iterator {
-                        *iterator = next;
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&err), "get records failed");
-                }
+    let positions = Arc::new(Positions::load(files.positions, &arn));
+    let failures = Arc::new(Failures::new(files.failures));
+    let functions: Vec<Arc<Function>> = functions
+        .into_iter()
+        .filter(|f| {
+            if !f.mapping.enabled {
+                tracing::info!(
+                    function = f.mapping.function,
+                    "stream mapping disabled in the template"
+                );
             }
-        }
-        if !batch.is_empty() {
-            pending.push((batch, 0));
-        }
-        let mut retry = Vec::new();
-        for (records, attempt) in pending.drain(..) {
-            for consumer in &consumers {
-                let mut event = StreamEvent::default();
-                event.records = records.clone();
-                let response = consumer(event).await;
-                let failed: Vec<&String> = response
-                    .batch_item_failures
-                    .iter()
-                    .filter_map(|f| f.item_identifier.as_ref())
-                    .collect();
-                if let Some(first) = records.iter().position(|r| {
-                    r.change
-                        .sequence_number
-                        .as_ref()
-                        .is_some_and(|s| failed.contains(&s))
-                }) {
-                    if attempt < MAX_RETRIES {
-                        retry.push((records[first..].to_vec(), attempt + 1));
-                    } else {
-                        tracing::error!(
-                            records = records.len() - first,
-                            "giving up on stream records after retries (Lambda would send them to the on-failure destination)"
-                        );
-                    }
-                }
-            }
-        }
-        pending = retry;
-        tokio::time::sleep(if pending.is_empty() {
-            POLL_EVERY
-        } else {
-            Duration::from_secs(1)
+            f.mapping.enabled
         })
-        .await;
+        .map(Arc::new)
+        .collect();
+    let mut readers = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, (String, String)> = HashMap::new();
+    let mut done: HashSet<(String, String)> = HashSet::new();
+    loop {
+        while let Some(ended) = readers.try_join_next_with_id() {
+            match ended {
+                Ok((id, ())) => done.extend(running.remove(&id)),
+                Err(err) => {
+                    // Started again below, from its saved position.
+                    let key = running.remove(&err.id());
+                    tracing::error!(reader = ?key, error = %err, "a stream reader stopped; restarting it");
+                }
+            }
+        }
+        let shards = match describe(&streams, &arn).await {
+            Ok(shards) => shards,
+            Err(err) => {
+                tracing::warn!(error = err, "describe stream failed");
+                Vec::new()
+            }
+        };
+        let present: HashSet<&str> = shards.iter().map(|s| s.id.as_str()).collect();
+        for shard in &shards {
+            for function in &functions {
+                let key = (function.mapping.function.clone(), shard.id.clone());
+                let reading = |k: &(String, String)| running.values().any(|r| r == k);
+                if done.contains(&key) || reading(&key) {
+                    continue;
+                }
+                // Lambda finishes a parent shard before it reads the children.
+                let parent_pending = shard.parent.as_ref().is_some_and(|parent| {
+                    let parent_key = (key.0.clone(), parent.clone());
+                    present.contains(parent.as_str()) && !done.contains(&parent_key)
+                });
+                if parent_pending {
+                    continue;
+                }
+                let reader = Reader {
+                    function: function.clone(),
+                    shard: shard.clone(),
+                    stream_arn: arn.clone(),
+                    streams: streams.clone(),
+                    positions: positions.clone(),
+                    failures: failures.clone(),
+                };
+                let handle = readers.spawn(reader.run());
+                running.insert(handle.id(), key);
+            }
+        }
+        tokio::time::sleep(DESCRIBE_EVERY).await;
     }
 }
 
-async fn discover_shards(
-    streams: &Streams,
-    arn: &str,
-    iterators: &mut HashMap<String, String>,
-) -> Result<(), String> {
-    let description = streams
-        .describe_stream()
-        .stream_arn(arn)
-        .send()
-        .await
-        .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())?;
-    for shard in description
-        .stream_description
-        .and_then(|d| d.shards)
-        .unwrap_or_default()
-    {
-        let Some(id) = shard.shard_id else { continue };
-        if iterators.contains_key(&id) {
-            continue;
-        }
-        let iterator = streams
-            .get_shard_iterator()
+async fn describe(streams: &Streams, arn: &str) -> Result<Vec<ShardInfo>, String> {
+    let mut shards = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let description = streams
+            .describe_stream()
             .stream_arn(arn)
-            .shard_id(&id)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .set_exclusive_start_shard_id(start.take())
             .send()
             .await
-            .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())?;
-        if let Some(iterator) = iterator.shard_iterator {
-            iterators.insert(id, iterator);
+            .map_err(|e| aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e).to_string())?
+            .stream_description
+            .ok_or("DescribeStream answered without a description")?;
+        shards.extend(
+            description
+                .shards
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|shard| {
+                    Some(ShardInfo {
+                        id: shard.shard_id?,
+                        parent: shard.parent_shard_id,
+                        starting_sequence: shard
+                            .sequence_number_range
+                            .and_then(|r| r.starting_sequence_number),
+                    })
+                }),
+        );
+        match description.last_evaluated_shard_id {
+            Some(last) => start = Some(last),
+            None => return Ok(shards),
         }
     }
-    Ok(())
 }
 
-/// The record as Lambda would deliver it.
-fn lambda_record(record: Record, arn: &str) -> EventRecord {
-    let mut out = EventRecord::default();
-    out.event_id = record.event_id.unwrap_or_default();
-    out.event_name = record
-        .event_name
-        .map(|n| n.as_str().to_string())
-        .unwrap_or_default();
-    out.event_source = Some("aws:dynamodb".into());
-    out.event_source_arn = Some(arn.to_string());
-    out.aws_region = record.aws_region.unwrap_or_default();
-    if let Some(change) = record.dynamodb {
-        out.change.sequence_number = change.sequence_number;
-        out.change.new_image = change.new_image.unwrap_or_default().into();
-        out.change.keys = change.keys.unwrap_or_default().into();
-    }
-    out
+/// A path of its own under the temp directory.
+#[cfg(test)]
+pub(crate) fn test_path(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir()
+        .join(format!("local-stack-{}-{n}", std::process::id()))
+        .join(name)
 }
+
+#[cfg(test)]
+mod tests;

@@ -89,7 +89,12 @@ async fn run(args: &[String]) -> Result<Vec<String>, Fail> {
         return customer_token(args);
     }
     let env = stripe_or_simulator();
-    let sdk = aws::sdk_config().await;
+    // A person's machine: profiles, SSO and assumed roles through aws-config's loader, over
+    // the bundle's transport.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws::SdkHttpClient::shared())
+        .load()
+        .await;
     let dynamodb = DynamoDb::new(&sdk);
     match args.first().map(String::as_str) {
         Some("explain") => {

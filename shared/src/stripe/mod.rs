@@ -63,12 +63,7 @@ pub struct StripeClient {
 impl StripeClient {
     #[must_use]
     pub fn new(config: StripeConfig) -> Self {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .expect("the system has root certificates")
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https = crate::tls::https_connector(None);
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
