@@ -57,7 +57,7 @@ E2E_DIR := tests/e2e
 TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help dev test e2e lint bench fmt clean build validate sam-build deploy ops
+.PHONY: help dev test e2e lint bench bench-lambda fmt clean build validate sam-build deploy ops
 
 help:
 	@echo "make dev    run the whole bundle on http://127.0.0.1:$(PORT) (moto for AWS)"
@@ -65,6 +65,7 @@ help:
 	@echo "make e2e    the browser test: storefront, simulator, outbox in headless Chromium"
 	@echo "make lint   rustfmt and clippy, warnings as errors"
 	@echo "make bench  criterion benchmarks"
+	@echo "make bench-lambda  each function's release binary under a local Lambda Runtime API: init, cold, warm, RSS"
 	@echo "make ops ARGS='explain cs_…'  the operator CLI against the running make dev"
 	@echo "make validate  lint the SAM template offline (cfn-lint, sam validate --lint)"
 	@echo "make build  release build of every function for Lambda arm64 (cargo lambda), with sizes"
@@ -135,6 +136,25 @@ lint:
 
 bench:
 	cargo bench -p checkout-core --bench webhook
+
+# Each function's native release binary started as Lambda starts it, under the Runtime API
+# emulator of infra/bench-lambda, against moto and an in-process stub (docs/bench-lambda.md).
+# The emulator gets its own profile (release without LTO), so its build neither waits on a
+# fat-LTO link nor touches the functions' release artifacts. Everything runs on core 0 except
+# the functions, which the emulator puts on core 1. BENCH_INVOCATIONS, BENCH_COLD_STARTS,
+# BENCH_FUNCTIONS, BENCH_BACKENDS (stub,moto) and BENCH_SECRETS (ssm, env) are passed through.
+# A moto at AWS_ENDPOINT_URL is used as is; the one started here is emptied before each row.
+BENCH_LAMBDA_PROFILE := --profile bench-lambda --config 'profile.bench-lambda.inherits="release"' \
+  --config 'profile.bench-lambda.lto=false' --config 'profile.bench-lambda.codegen-units=16' \
+  --config 'profile.bench-lambda.opt-level=2'
+
+bench-lambda: $(MOTO)
+	cargo build --release $(addprefix -p ,$(FUNCTIONS))
+	cargo build $(BENCH_LAMBDA_PROFILE) -p bench-lambda
+	@pin=$$(command -v taskset >/dev/null && [ "$$(nproc --all)" -ge 2 ] && echo "taskset -c 0"); \
+	  moto=$$(case "$${BENCH_BACKENDS:-stub,moto}" in *moto*) echo infra/with-moto.sh;; esac); \
+	  reset=$$([ -z "$${AWS_ENDPOINT_URL:-}" ] && echo 1); \
+	  BENCH_BIN_DIR="$(TARGET_DIR)/release" BENCH_MOTO_RESET=$$reset $$pin $$moto "$(TARGET_DIR)/bench-lambda/bench-lambda"
 
 # `ops reconcile|explain|redrive` against the moto of the running `make dev` (infra/with-moto.sh
 # writes its endpoint to .local/aws-endpoint), or against AWS when AWS_ENDPOINT_URL is set
