@@ -139,21 +139,11 @@ fn machine() -> (usize, String) {
     )
 }
 
-/// Today (UTC) as `YYYY-MM-DD`, from the civil-from-days algorithm (no date crate).
+/// Today (UTC) as `YYYY-MM-DD`: the date part of the bundle's own ISO 8601 formatting.
 fn today() -> String {
-    let days = checkout_core::clock::Clock::system()
-        .now()
-        .div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    let mut stamp = checkout_core::clock::iso8601(checkout_core::clock::Clock::system().now());
+    stamp.truncate("YYYY-MM-DD".len());
+    stamp
 }
 
 fn main() -> ExitCode {
