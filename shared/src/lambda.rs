@@ -14,6 +14,9 @@ use lambda_http::{Body, LambdaEvent, Request, Response};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
+use base64::Engine as _;
+
+use crate::http::ApiError;
 use crate::store::EventRecord;
 use crate::stripe::EventType;
 
@@ -109,8 +112,112 @@ pub async fn dispatch_webhook<A: HttpAndEventBridge>(
     }
     let request: LambdaRequest =
         serde_json::from_value(payload).map_err(|e| format!("API Gateway request: {e}"))?;
-    let response = app.http(request.into()).await;
+    let response = match into_request(request) {
+        Ok(request) => app.http(request).await,
+        Err(malformed) => crate::http::error(&malformed),
+    };
     Ok(serde_json::to_value(api_gateway_response(response))?)
+}
+
+/// An API Gateway payload lambda_http cannot turn into a request: its conversion unwraps the
+/// URL it builds from the Host header, the stage and `rawPath`, the `http::Uri` it adds the
+/// raw query string to, and the base64 decoding of the body, so any of these would panic
+/// the function (and, in debug builds, a non-ASCII host trips the ASCII-only IDNA backend's
+/// assertion). API Gateway never sends such a payload; anything else that does is answered
+/// `400 malformed_request`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a request API Gateway sends: {0}")]
+pub struct MalformedRequest(pub &'static str);
+
+impl ApiError for MalformedRequest {
+    fn status(&self) -> http::StatusCode {
+        http::StatusCode::BAD_REQUEST
+    }
+    fn code(&self) -> &'static str {
+        "malformed_request"
+    }
+}
+
+/// Checks, with fallible calls, each step lambda_http 1.3's `into_api_gateway_v2_request`
+/// takes with an infallible one (the same host, scheme, stage and path rules), so that
+/// `LambdaRequest -> Request` cannot panic on what passes.
+///
+/// # Errors
+/// The step that would have panicked.
+pub fn check_request(request: &LambdaRequest) -> Result<(), MalformedRequest> {
+    let LambdaRequest::ApiGatewayV2(ag) = request else {
+        return Ok(());
+    };
+    if ag.is_base64_encoded
+        && let Some(body) = &ag.body
+        && base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .is_err()
+    {
+        return Err(MalformedRequest(
+            "isBase64Encoded, but the body is not base64",
+        ));
+    }
+    let raw_path = ag.raw_path.as_deref().unwrap_or_default();
+    // Joined to the host, a path that does not start with `/` would be read as part of it.
+    if !raw_path.is_empty() && !raw_path.starts_with('/') {
+        return Err(MalformedRequest("rawPath does not start with /"));
+    }
+    let path = match ag.request_context.stage.as_deref() {
+        _ if std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some() => {
+            raw_path.to_string()
+        }
+        None | Some("$default") => raw_path.to_string(),
+        Some(stage) if raw_path.starts_with(&format!("/{stage}/")) => raw_path.to_string(),
+        Some(stage) => format!("/{stage}{raw_path}"),
+    };
+    let host = ag
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or(ag.request_context.domain_name.as_deref());
+    let uri = match host {
+        None => url::Url::parse(&format!("http://localhost{path}"))
+            .map_err(|_| MalformedRequest("rawPath is not a URL path"))?
+            .path()
+            .to_string(),
+        Some(host) => {
+            // Percent-decoded, a `%` could make the host non-ASCII, which the IDNA backend
+            // (ASCII only) is not built for.
+            if !host.is_ascii() || host.contains('%') {
+                return Err(MalformedRequest("the host is not an ASCII host name"));
+            }
+            let scheme = ag
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("https");
+            let mut chars = scheme.chars();
+            let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            if !is_scheme {
+                return Err(MalformedRequest("X-Forwarded-Proto is not a URL scheme"));
+            }
+            url::Url::parse(&format!("{scheme}://{host}{path}"))
+                .map_err(|_| MalformedRequest("the host and path are not a URL"))?
+                .to_string()
+        }
+    };
+    let mut uri = uri;
+    if let Some(query) = ag.raw_query_string.as_deref()
+        && !query.is_empty()
+    {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    http::Uri::try_from(uri)
+        .map(drop)
+        .map_err(|_| MalformedRequest("the path and rawQueryString are not a URI"))
+}
+
+/// The request lambda_http makes of `request`, or why it cannot make one.
+fn into_request(request: LambdaRequest) -> Result<Request, MalformedRequest> {
+    check_request(&request).map(|()| request.into())
 }
 
 /// Reports one stream record as failed (`ReportBatchItemFailures`): Lambda retries from it.
@@ -133,10 +240,11 @@ pub async fn dispatch<A: StreamAndHttp>(
     match event.payload {
         Trigger::Stream(batch) => Ok(serde_json::to_value(app.stream(batch, deadline).await)?),
         Trigger::Http(request) => {
-            let request: Request = (*request).into();
-            Ok(serde_json::to_value(api_gateway_response(
-                app.http(request, deadline).await,
-            ))?)
+            let response = match into_request(*request) {
+                Ok(request) => app.http(request, deadline).await,
+                Err(malformed) => crate::http::error(&malformed),
+            };
+            Ok(serde_json::to_value(api_gateway_response(response))?)
         }
     }
 }

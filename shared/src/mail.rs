@@ -257,6 +257,16 @@ impl Mailer for SesMailer {
             .send_email()
             .content(EmailContent::builder().raw(raw).build())
             .set_configuration_set_name(self.config.configuration_set.clone())
+            // One attempt: SendEmail has no idempotency key, so the SDK's retry after an
+            // unanswered attempt (SES took the message, the answer was lost) would send it a
+            // second time, against the "unknown counts as sent" policy above. A throttle or
+            // 5xx comes back as `Unavailable`, and the consumer's own retry owns it (the
+            // claim is released, the stream or the reconciler delivers again).
+            .customize()
+            .config_override(
+                aws_sdk_sesv2::config::Builder::default()
+                    .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled()),
+            )
             .send()
             .await
             .map_err(|err| {

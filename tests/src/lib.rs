@@ -1,7 +1,12 @@
 //! Support for the cross-function tests: real AWS SDK clients pointed at the moto server that
 //! `make test` starts, a fresh table per test so tests run in parallel, and signed requests.
 
+#![recursion_limit = "256"]
+
 pub mod checkout;
+pub mod fulfillment;
+pub mod fuzz;
+pub mod recovery;
 pub mod simulator;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -73,14 +78,23 @@ pub fn signed_webhook(body: &str) -> Request {
 
 #[must_use]
 pub fn webhook_request(signature: Option<&str>, body: &str) -> Request {
-    let mut builder = http::Request::builder()
+    webhook_request_bytes(signature.map(str::as_bytes), body)
+}
+
+/// A `POST /webhooks/stripe` request of any bytes; a signature that is not a valid header
+/// value is left out, as no HTTP client could send it.
+#[must_use]
+pub fn webhook_request_bytes(signature: Option<&[u8]>, body: impl Into<Body>) -> Request {
+    let mut request = http::Request::builder()
         .method("POST")
         .uri("/webhooks/stripe")
-        .header("content-type", "application/json");
-    if let Some(signature) = signature {
-        builder = builder.header("stripe-signature", signature);
+        .header("content-type", "application/json")
+        .body(body.into())
+        .expect("request");
+    if let Some(value) = signature.and_then(|s| http::HeaderValue::from_bytes(s).ok()) {
+        request.headers_mut().insert("stripe-signature", value);
     }
-    builder.body(Body::from(body)).expect("request")
+    request
 }
 
 /// A Stripe event body as Stripe sends it.

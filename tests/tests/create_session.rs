@@ -531,3 +531,107 @@ async fn stripe_unreachable_is_a_503() {
     assert_eq!(response.status(), 503);
     assert_eq!(body_json(&response)["error"]["code"], "stripe_unavailable");
 }
+
+/// Regression: the caller's `Idempotency-Key` was recorded before checks that refuse the
+/// request (a token's `client_reference_id` contradicted, an account not in
+/// `CONNECT_ACCOUNTS`), so the corrected retry with the same key got `409
+/// idempotency_conflict`. A refused request releases its key: nothing stays in the requests
+/// table, Stripe is not called, and the corrected retry is answered.
+#[tokio::test]
+async fn a_refused_request_releases_its_idempotency_key_for_the_corrected_retry() {
+    let h = Harness::new().await;
+    h.mock_create(created("cs_test_corrected")).await;
+    let price = json!({"id": "price_A", "object": "price", "currency": "eur", "unit_amount": 1500, "type": "one_time", "active": true,
+                       "product": {"id": "prod_A", "object": "product", "name": "Mug"}});
+    Mock::given(method("GET"))
+        .and(path("/v1/prices/price_A"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(price))
+        .mount(&h.stripe)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_corrected", "object": "payment_intent", "amount": 3000, "currency": "eur",
+            "status": "requires_payment_method", "client_secret": "pi_corrected_secret", "metadata": {}
+        })))
+        .mount(&h.stripe)
+        .await;
+    let creator = h.creator(h.config());
+    let token = checkout_core::callers::mint(
+        TOKEN_SECRET.as_bytes(),
+        &checkout_core::callers::CustomerClaims {
+            customer: "cus_token".parse().unwrap(),
+            client_reference_id: Some("user-42".into()),
+            exp: unix_now() + 600,
+        },
+    );
+    let session_with = |extra: &str| {
+        format!(r#"{{"line_items":[{{"price":"price_A","quantity":2}}],"mode":"payment"{extra}}}"#)
+    };
+    let cases: Vec<(&str, &str, String, String, &str)> = vec![
+        (
+            "/checkout/sessions",
+            "key-reference",
+            session_with(&format!(
+                r#","customer_token":"{token}","client_reference_id":"user-7""#
+            )),
+            session_with(&format!(r#","customer_token":"{token}""#)),
+            "client_reference_id",
+        ),
+        (
+            "/checkout/sessions",
+            "key-account",
+            session_with(r#","account":"acct_1NotConnected""#),
+            session_with(""),
+            "account",
+        ),
+        (
+            "/payments",
+            "key-payment-account",
+            r#"{"line_items":[{"price":"price_A","quantity":2}],"account":"acct_1NotConnected"}"#
+                .into(),
+            r#"{"line_items":[{"price":"price_A","quantity":2}]}"#.into(),
+            "account",
+        ),
+    ];
+    let mut recorded = 0;
+    for (route, key, refused, corrected, param) in cases {
+        let call = |body: &str| {
+            let mut request =
+                checkout_request("application/json", body, &[("idempotency-key", key)]);
+            *request.uri_mut() = route.parse().unwrap();
+            checkout::handle(&creator, request)
+        };
+        let stripe_before = h.stripe_requests().await.len();
+
+        let response = call(&refused).await;
+
+        assert_eq!(response.status(), 400, "{route} {key}");
+        assert_eq!(
+            body_json(&response)["error"]["param"],
+            param,
+            "{route} {key}"
+        );
+        assert_eq!(
+            h.stripe_requests().await.len(),
+            stripe_before,
+            "{key}: no Stripe call"
+        );
+        assert_eq!(
+            item_count(&h.dynamodb, &h.requests).await,
+            recorded,
+            "{key}: the refused request's key is released"
+        );
+
+        let retried = call(&corrected).await;
+
+        assert_eq!(
+            retried.status(),
+            201,
+            "{key}: the corrected retry with the same key is answered: {}",
+            body_json(&retried)
+        );
+        recorded += 1;
+        assert_eq!(item_count(&h.dynamodb, &h.requests).await, recorded);
+    }
+}

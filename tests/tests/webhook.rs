@@ -386,6 +386,33 @@ async fn bad_requests_get_a_clear_400_and_store_nothing() {
     );
 }
 
+/// Regression: `data.object.id == ""` keyed the by-object index with an empty string, which
+/// DynamoDB refuses, so a correctly signed event was answered 503 for ever (Stripe retrying
+/// it for days). It is refused once, with 400 `invalid_event`, and nothing is stored.
+#[tokio::test]
+async fn an_empty_object_id_is_a_400_not_a_503_for_ever() {
+    let (client, table, receiver) = setup().await;
+    let body = event_json(
+        "evt_empty_object_id",
+        "checkout.session.completed",
+        json!({"id": "", "object": "checkout.session"}),
+    );
+
+    let response = webhook::handle(&receiver, signed_webhook(&body)).await;
+
+    assert_eq!(response.status(), 400);
+    let error = &json_body(&response)["error"];
+    assert_eq!(error["code"], "invalid_event", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("data.object.id is empty"),
+        "{error}"
+    );
+    assert_eq!(item_count(&client, &table).await, 0);
+}
+
 #[tokio::test]
 async fn a_storage_failure_is_a_5xx_so_stripe_retries() {
     let client = dynamodb().await;

@@ -6,6 +6,7 @@
 // The bundle's handler futures nest deeply (see functions/fulfillment).
 #![recursion_limit = "256"]
 
+mod fulfil_log;
 mod server;
 mod storefront;
 mod streams;
@@ -32,9 +33,10 @@ use checkout_core::{
 use stripe_simulator::{Simulator, SimulatorConfig};
 use tracing_subscriber::EnvFilter;
 
+use crate::fulfil_log::Logged;
 use crate::storefront::{Product, ReturningCustomer, Storefront, StorefrontConfig};
 
-pub type Fulfillment = FulfillmentApp<ConfirmationEmail<SesMailer>, AccessTable>;
+pub type Fulfillment = FulfillmentApp<Logged<ConfirmationEmail<SesMailer>>, AccessTable>;
 
 /// The functions that call Stripe (or the simulator).
 pub struct StripeFunctions {
@@ -46,7 +48,9 @@ pub struct StripeFunctions {
 
 impl StripeFunctions {
     /// The stream consumers, for the reconciler's re-drive.
-    fn handlers(&self) -> Handlers<'_, ConfirmationEmail<SesMailer>, SesMailer, AccessTable> {
+    fn handlers(
+        &self,
+    ) -> Handlers<'_, Logged<ConfirmationEmail<SesMailer>>, SesMailer, AccessTable> {
         Handlers {
             fulfillment: &self.fulfillment,
             recovery: &self.recovery,
@@ -335,6 +339,8 @@ async fn stripe_functions(
         &tables::ACCESS,
     )
     .await?;
+    // `make storm` counts the fulfilment's calls in this file (fulfil_log.rs).
+    let fulfil_log = Logged::<()>::open(config::optional(env, "FULFIL_LOG_FILE"))?;
     let ses = aws_sdk_sesv2::Client::new(sdk);
     // moto, like SES in the sandbox, only sends from a verified identity.
     let mail = MailConfig::from_env(env)?;
@@ -360,7 +366,9 @@ async fn stripe_functions(
         fulfillment,
         recovery,
         subscriptions,
-    } = Consumers::new(consumers, dynamodb, &ses);
+    } = Consumers::with_fulfiller(consumers, dynamodb, &ses, |confirmation| {
+        Logged::new(confirmation, fulfil_log)
+    });
     Ok(StripeFunctions {
         checkout: SessionCreator::new(checkout, dynamodb.clone()),
         fulfillment,

@@ -12,7 +12,7 @@ use super::{
     CheckoutError, CreateSessionRequest, CreatedPayment, CreatedSession, InvalidField,
     PaymentRequest, RequestUiMode, SessionCreator,
 };
-use crate::http::{self as api, PayloadTooLarge};
+use crate::http::{self as api, ApiError, PayloadTooLarge};
 use crate::stripe::{IdempotencyKey, StripeError};
 
 /// A cart of 100 items with metadata is a few KB; anything far larger is not a cart.
@@ -120,6 +120,22 @@ async fn first_time<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// A request refused with a 4xx after its `Idempotency-Key` was recorded (a token's
+/// `client_reference_id` contradicted, an account not in `CONNECT_ACCOUNTS`, a price Stripe
+/// refuses) created nothing: its record is released, so the caller's corrected retry with
+/// the same key is answered, not refused as `idempotency_conflict`.
+async fn released_when_refused<T>(
+    replay: Option<&Replay<'_>>,
+    result: Result<T, CheckoutError>,
+) -> Result<T, CheckoutError> {
+    if let (Err(err), Some(replay)) = (&result, replay)
+        && err.status().is_client_error()
+    {
+        replay.release().await;
+    }
+    result
+}
+
 async fn create(
     creator: &SessionCreator,
     request: &Request,
@@ -154,7 +170,11 @@ async fn create(
     let created = match first_time::<CreatedSession>(replay.as_ref(), now).await? {
         Err(answered) => answered,
         Ok(first_at) => {
-            let created = creator.create(parsed, customer, key, first_at).await?;
+            let created = released_when_refused(
+                replay.as_ref(),
+                creator.create(parsed, customer, key, first_at).await,
+            )
+            .await?;
             if let Some(replay) = &replay {
                 replay
                     .finish(&serde_json::to_string(&created).expect("serializes"))
@@ -203,9 +223,13 @@ async fn pay(creator: &SessionCreator, request: &Request) -> Result<Response<Bod
     let created = match first_time::<CreatedPayment>(replay.as_ref(), now).await? {
         Err(answered) => answered,
         Ok(first_at) => {
-            let created = creator
-                .create_payment(&parsed, customer.as_ref(), &key, first_at)
-                .await?;
+            let created = released_when_refused(
+                replay.as_ref(),
+                creator
+                    .create_payment(&parsed, customer.as_ref(), &key, first_at)
+                    .await,
+            )
+            .await?;
             if let Some(replay) = &replay {
                 replay
                     .finish(&serde_json::to_string(&created).expect("serializes"))

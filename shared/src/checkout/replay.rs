@@ -60,6 +60,15 @@ impl<'a> Replay<'a> {
         }
     }
 
+    /// Releases the key after the request was refused (4xx) before anything was created
+    /// under it, so a corrected retry with the same key is a first use. Best effort: a
+    /// failure is logged, and the caller still gets the refusal.
+    pub(super) async fn release(&self) {
+        if let Err(err) = self.store.release(&self.key, &self.fingerprint).await {
+            tracing::warn!(error = %err, "a refused request's Idempotency-Key record was not released");
+        }
+    }
+
     /// # Errors
     /// DynamoDB failed.
     pub(super) async fn finish(&self, answer: &str) -> Result<(), CheckoutError> {

@@ -80,9 +80,11 @@ impl ConsumersConfig {
     }
 }
 
-/// The consumers with the bundle's defaults: confirmation emails, the access table.
-pub struct Consumers {
-    pub fulfillment: FulfillmentApp<ConfirmationEmail<SesMailer>, AccessTable>,
+/// The consumers with the bundle's defaults: confirmation emails, the access table. `F` is
+/// the fulfilment, the confirmation email unless `with_fulfiller` wraps it (the storm's
+/// counting fulfiller does).
+pub struct Consumers<F = ConfirmationEmail<SesMailer>> {
+    pub fulfillment: FulfillmentApp<F, AccessTable>,
     pub recovery: Recovery<SesMailer>,
     pub subscriptions: Subscriptions<AccessTable>,
 }
@@ -90,6 +92,20 @@ pub struct Consumers {
 impl Consumers {
     #[must_use]
     pub fn new(config: ConsumersConfig, dynamodb: &DynamoDb, ses: &aws_sdk_sesv2::Client) -> Self {
+        Self::with_fulfiller(config, dynamodb, ses, |confirmation| confirmation)
+    }
+}
+
+impl<F: Fulfil> Consumers<F> {
+    /// The same consumers, with the confirmation email handed to `wrap` to make the
+    /// fulfilment (a merchant's own `Fulfil` around it, or one that counts its calls).
+    #[must_use]
+    pub fn with_fulfiller(
+        config: ConsumersConfig,
+        dynamodb: &DynamoDb,
+        ses: &aws_sdk_sesv2::Client,
+        wrap: impl FnOnce(ConfirmationEmail<SesMailer>) -> F,
+    ) -> Self {
         let confirmation_mailer = config
             .confirmation
             .mail
@@ -101,7 +117,10 @@ impl Consumers {
             fulfillment: FulfillmentApp::new(
                 config.fulfillment,
                 dynamodb.clone(),
-                ConfirmationEmail::new(config.confirmation, confirmation_mailer),
+                wrap(ConfirmationEmail::new(
+                    config.confirmation,
+                    confirmation_mailer,
+                )),
                 access.clone(),
             ),
             recovery: Recovery::new(config.recovery, dynamodb.clone(), recovery_mailer),
@@ -111,7 +130,7 @@ impl Consumers {
 
     /// The handlers a re-drive runs.
     #[must_use]
-    pub fn handlers(&self) -> Handlers<'_, ConfirmationEmail<SesMailer>, SesMailer, AccessTable> {
+    pub fn handlers(&self) -> Handlers<'_, F, SesMailer, AccessTable> {
         Handlers {
             fulfillment: &self.fulfillment,
             recovery: &self.recovery,

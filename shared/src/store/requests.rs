@@ -77,6 +77,26 @@ impl RequestStore {
         Ok(Begun::Seen(record))
     }
 
+    /// Forgets `key`'s record when it is still `fingerprint`'s and unanswered: the request
+    /// was refused (4xx), so nothing was created under it, and a corrected retry with the
+    /// same key must be a first use, not an `idempotency_conflict`. Returns `false` when
+    /// nothing was deleted (another body's record, or one already answered).
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn release(&self, key: &str, fingerprint: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(self.table.as_str())
+            .key(Self::KEY, s(key))
+            .condition_expression("fingerprint = :fingerprint AND attribute_not_exists(answer)")
+            .expression_attribute_values(":fingerprint", s(fingerprint))
+            .send()
+            .await;
+        conditional_write("DeleteItem", result)
+    }
+
     /// Records the answer given for `key`'s request.
     ///
     /// # Errors

@@ -20,6 +20,11 @@ pub enum EventError {
         len: usize,
         max: usize,
     },
+    /// `data.object.id` is the key of the events table's by-object index, and DynamoDB
+    /// refuses an empty key: such an event could never be stored, so it is refused (400)
+    /// rather than answered 503 and retried by Stripe for days.
+    #[error("the event's data.object.id is empty")]
+    EmptyObjectId,
 }
 
 /// Longest `type`, `api_version` and object `id`/`object` a Stripe event carries, with room
@@ -180,6 +185,9 @@ impl Event {
                 return Err(EventError::Oversized { field, len, max });
             }
         }
+        if object.id.as_deref() == Some("") {
+            return Err(EventError::EmptyObjectId);
+        }
         Ok(event)
     }
 
@@ -287,6 +295,10 @@ mod tests {
             (
                 &COMPLETED.replace("1686089970", "\"yesterday\""),
                 "invalid type",
+            ),
+            (
+                &COMPLETED.replace(r#""id": "cs_test_a1""#, r#""id": """#),
+                "data.object.id is empty",
             ),
         ];
         for (body, expected) in cases {
