@@ -1,7 +1,8 @@
 //! One Lambda, two triggers: a DynamoDB stream and HTTP routes. fulfillment (events stream +
 //! landing page) and recovery (events stream + unsubscribe) are each one function. The
 //! payload says which trigger fired: a stream batch has `Records`, anything else is an API
-//! Gateway request. Built on public types only (aws_lambda_events, lambda_http's
+//! Gateway request. create-session, with HTTP routes only, goes through [`dispatch_http`] for
+//! the same payload check. Built on public types only (aws_lambda_events, lambda_http's
 //! `LambdaRequest`); lambda_http's own adapter is internal.
 
 use std::future::Future;
@@ -112,8 +113,38 @@ pub async fn dispatch_webhook<A: HttpAndEventBridge>(
     }
     let request: LambdaRequest =
         serde_json::from_value(payload).map_err(|e| format!("API Gateway request: {e}"))?;
+    answer_http(request, |request| app.http(request)).await
+}
+
+/// Handles one invocation of a function with HTTP routes only (create-session). Rather than
+/// `lambda_http::run`, whose conversion panics on the payloads [`check_request`] refuses: the
+/// runtime would report the panic as a failed invocation, which API Gateway answers `500`.
+///
+/// # Errors
+/// The payload is not an API Gateway request, or the answer cannot be serialized.
+pub async fn dispatch_http<F, Fut>(
+    handle: F,
+    event: LambdaEvent<LambdaRequest>,
+) -> Result<serde_json::Value, lambda_http::Error>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    answer_http(event.payload, handle).await
+}
+
+/// `handle`'s answer to `request` in API Gateway's shape, or `400 malformed_request` without
+/// calling it.
+async fn answer_http<F, Fut>(
+    request: LambdaRequest,
+    handle: F,
+) -> Result<serde_json::Value, lambda_http::Error>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
     let response = match into_request(request) {
-        Ok(request) => app.http(request).await,
+        Ok(request) => handle(request).await,
         Err(malformed) => crate::http::error(&malformed),
     };
     Ok(serde_json::to_value(api_gateway_response(response))?)
@@ -240,11 +271,7 @@ pub async fn dispatch<A: StreamAndHttp>(
     match event.payload {
         Trigger::Stream(batch) => Ok(serde_json::to_value(app.stream(batch, deadline).await)?),
         Trigger::Http(request) => {
-            let response = match into_request(*request) {
-                Ok(request) => app.http(request, deadline).await,
-                Err(malformed) => crate::http::error(&malformed),
-            };
-            Ok(serde_json::to_value(api_gateway_response(response))?)
+            answer_http(*request, |request| app.http(request, deadline)).await
         }
     }
 }

@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
+use checkout_core::checkout;
 use checkout_core::config::Secret;
 use checkout_core::lambda::{self, Trigger};
 use checkout_core::stripe::StripeMode;
@@ -510,7 +511,8 @@ fn assert_malformed(case: &str, answer: &Value) {
 /// Regression (found by fuzzing): these panicked in lambda_http's conversion (it unwraps the
 /// base64 decoding, the URL it builds from Host and `rawPath`, the URI it adds the raw query
 /// to) until `check_request` answered them `400 malformed_request`, in every function that
-/// takes API Gateway payloads through `lambda::dispatch` or `dispatch_webhook`. Nothing is
+/// takes API Gateway payloads through `lambda::dispatch`, `dispatch_webhook` or
+/// `dispatch_http` (create-session, which used `lambda_http::run` until then). Nothing is
 /// stored, sent or asked of Stripe.
 #[tokio::test]
 async fn payloads_that_used_to_panic_are_400_malformed_request() {
@@ -576,4 +578,32 @@ async fn payloads_that_used_to_panic_are_400_malformed_request() {
             .is_empty()
     );
     assert_eq!(r.sent().await.len(), 0, "no email");
+
+    let c = integration_tests::checkout::Harness::new().await;
+    let creator = c.creator(c.config());
+    let body = r#"{"items":[{"price":"price_1","quantity":1}]}"#;
+    for path in ["/checkout/sessions", "/payments"] {
+        for (case, mut payload) in used_to_panic("POST", path, "", Some(body)) {
+            payload["headers"]["content-type"] = "application/json".into();
+            payload["headers"]["origin"] = integration_tests::checkout::SHOP.into();
+            let request: LambdaRequest = serde_json::from_value(payload).unwrap();
+            let event = LambdaEvent::new(request, Context::default());
+            let answer =
+                lambda::dispatch_http(|request| checkout::handle(&creator, request), event)
+                    .await
+                    .unwrap_or_else(|e| panic!("POST {path}, {case}: {e}"));
+            assert_malformed(&format!("POST {path}, {case}"), &answer);
+        }
+    }
+    assert!(c.stripe_requests().await.is_empty(), "Stripe not asked");
+    assert_eq!(
+        fuzz::count_items(&c.dynamodb, &c.requests).await,
+        0,
+        "no Idempotency-Key held"
+    );
+    assert_eq!(
+        fuzz::count_items(&c.dynamodb, &c.table).await,
+        0,
+        "no session"
+    );
 }

@@ -4,10 +4,10 @@
 
 use checkout_core::{
     checkout::{self, CheckoutConfig, SessionCreator},
-    secrets,
+    lambda, secrets,
     store::DynamoDb,
 };
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, LambdaEvent, lambda_runtime, request::LambdaRequest, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -21,8 +21,10 @@ async fn main() -> Result<(), Error> {
     .await?;
     let config = CheckoutConfig::from_env(&env)?;
     let creator = &SessionCreator::new(config, DynamoDb::new(&sdk));
-    lambda_http::run(service_fn(move |request: Request| async move {
-        Ok::<_, Error>(checkout::handle(creator, request).await)
+    // Not lambda_http::run: lambda::dispatch_http answers a payload its conversion would
+    // panic on with 400 malformed_request.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaRequest>| {
+        lambda::dispatch_http(|request| checkout::handle(creator, request), event)
     }))
     .await
 }
