@@ -17,7 +17,7 @@
 //! does not deserialize is an invocation error (the runtime's), never a panic.
 //!
 //! Also the regression table for the four payloads that used to panic lambda_http's
-//! conversion.
+//! conversion, for every function's routes (create-session's through `lambda::dispatch_http`).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

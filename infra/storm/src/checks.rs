@@ -2,10 +2,11 @@
 //! in moto and in the fulfiller's log, never over what the stack says about itself.
 //!
 //! The one allowance is the documented one: `Fulfil` is at-least-once across a crash (a
-//! process killed after `Fulfil` returned and before the order was recorded fulfilled is
-//! re-run when its lease expires, fulfillment/order.rs). A second successful call, or a second
-//! confirmation, is accepted only when the first came from the process the storm killed;
-//! each is counted and printed.
+//! process killed after `Fulfil` acted and before the order was recorded fulfilled is re-run
+//! when its lease expires, fulfillment/order.rs). A second successful call is accepted only
+//! when the first came from the process the storm killed, a second confirmation only for a
+//! call in that process that did not fail (returned, or cut short by the kill); each is
+//! counted and printed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -197,17 +198,11 @@ fn one_confirmation(e: &Evidence<'_>, allowed: &mut Allowed) -> Vec<String> {
             continue;
         }
         let sent = by_order.get(id.as_str()).copied().unwrap_or(0);
-        // A second email is allowed only with a second successful `Fulfil` after a first
-        // one in a killed process (the documented crash window), never for one call.
-        let crash_reruns = by_calls.get(id.as_str()).map_or(0, |calls| {
-            let oks: Vec<&&FulfilCall> = calls.iter().filter(|c| c.phase == "ok").collect();
-            match oks.split_last() {
-                Some((_, earlier)) if earlier.iter().all(|c| e.killed.contains(&c.pid)) => {
-                    earlier.len()
-                }
-                _ => 0,
-            }
-        });
+        // A second email is allowed only for a call in a killed process that may have sent
+        // one (the documented crash window), never for calls that ended.
+        let crash_reruns = by_calls
+            .get(id.as_str())
+            .map_or(0, |calls| may_have_sent_before_the_kill(calls, e.killed));
         match sent {
             1 => {}
             n if n > 1 && n - 1 <= crash_reruns => allowed.confirmations_after_crash += n - 1,
@@ -215,6 +210,20 @@ fn one_confirmation(e: &Evidence<'_>, allowed: &mut Allowed) -> Vec<String> {
         }
     }
     failures
+}
+
+/// How many of an order's `Fulfil` calls in killed processes may have sent its confirmation:
+/// those that returned `Ok` and those the kill cut short (a start with no end: the email is
+/// sent inside `Fulfil`, so the kill can land after it and before the call returns). Calls
+/// that returned an error sent nothing (`ConfirmationEmail` fails only before or at the send).
+fn may_have_sent_before_the_kill(calls: &[&FulfilCall], killed: &HashSet<u32>) -> usize {
+    let in_killed = |phase: &str| {
+        calls
+            .iter()
+            .filter(|c| c.phase == phase && killed.contains(&c.pid))
+            .count()
+    };
+    in_killed("start").saturating_sub(in_killed("error"))
 }
 
 /// `Order reference: <id>` in a confirmation's text.
@@ -355,4 +364,60 @@ pub fn is_confirmation(email: &Email) -> bool {
 
 pub fn is_payment_failed(email: &Email) -> bool {
     email.subject.ends_with(PAYMENT_FAILED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(pid: u32, phase: &str) -> FulfilCall {
+        FulfilCall {
+            order_id: "cs_1".into(),
+            pid,
+            phase: phase.into(),
+            at_ms: 0,
+        }
+    }
+
+    fn allowance(calls: &[FulfilCall]) -> usize {
+        let killed = HashSet::from([1]);
+        may_have_sent_before_the_kill(&calls.iter().collect::<Vec<_>>(), &killed)
+    }
+
+    #[test]
+    fn only_calls_in_the_killed_process_that_did_not_fail_may_have_sent() {
+        // Found by the storm: killed after the email, before the call returned.
+        assert_eq!(
+            allowance(&[call(1, "start"), call(2, "start"), call(2, "ok")]),
+            1
+        );
+        assert_eq!(
+            allowance(&[
+                call(1, "start"),
+                call(1, "ok"),
+                call(2, "start"),
+                call(2, "ok")
+            ]),
+            1
+        );
+        assert_eq!(
+            allowance(&[
+                call(1, "start"),
+                call(1, "error"),
+                call(2, "start"),
+                call(2, "ok")
+            ]),
+            0
+        );
+        // Nothing in the killed process: no allowance, however many calls.
+        assert_eq!(
+            allowance(&[
+                call(2, "start"),
+                call(2, "ok"),
+                call(3, "start"),
+                call(3, "ok")
+            ]),
+            0
+        );
+    }
 }
