@@ -243,31 +243,6 @@ pub async fn count_items(client: &DynamoDb, table: &TableName) -> usize {
     }
 }
 
-/// Every item of every table whose name starts with `prefix` (a harness's tables this
-/// process made, when the harness does not name them: `unique_table(prefix)`).
-pub async fn count_items_named(client: &DynamoDb, prefix: &str) -> usize {
-    let mut count = 0;
-    let mut start = None;
-    loop {
-        let page = client
-            .list_tables()
-            .set_exclusive_start_table_name(start)
-            .send()
-            .await
-            .expect("list tables");
-        for name in page.table_names() {
-            if name.starts_with(prefix) {
-                let table: TableName = name.parse().expect("a table name");
-                count += count_items(client, &table).await;
-            }
-        }
-        start = page.last_evaluated_table_name;
-        if start.is_none() {
-            return count;
-        }
-    }
-}
-
 /// The emails moto's SES accepted from any sender this process verified
 /// (`verified_sender`: `sender-<pid>-…`), whoever they went to.
 pub async fn emails_sent_here() -> usize {

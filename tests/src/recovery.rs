@@ -31,6 +31,8 @@ pub struct Harness {
     pub store: RecoveryStore,
     pub buyer: EmailAddress,
     pub dynamodb: checkout_core::store::DynamoDb,
+    /// The recovery table (claims, addresses, consent) `store` and `recovery` use.
+    pub table: TableName,
     pub sessions: TableName,
 }
 
@@ -106,9 +108,10 @@ impl Harness {
             ses,
             from,
             recovery,
-            store: RecoveryStore::new(table, dynamodb.clone()),
+            store: RecoveryStore::new(table.clone(), dynamodb.clone()),
             buyer: unique_recipient("shopper"),
             dynamodb,
+            table,
             sessions,
         };
         harness.mock_stripe().await;

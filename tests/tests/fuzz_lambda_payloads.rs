@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use base64::Engine as _;
 use checkout_core::checkout;
 use checkout_core::config::Secret;
-use checkout_core::lambda::{self, Trigger};
+use checkout_core::lambda::{self, StreamAndHttp, Trigger};
 use checkout_core::stripe::StripeMode;
 use checkout_core::webhook::{self, WebhookConfig, WebhookReceiver, WebhookSecrets};
 use integration_tests::fuzz::{self, CASES, Mutation};
@@ -265,6 +265,32 @@ fn malformed_iff_unconvertible(unconvertible: bool, code: &str) -> Result<(), St
     }
 }
 
+/// One generated payload through `lambda::dispatch`, as fulfillment's and recovery's `main`
+/// hand it over: answered as an HTTP request, with a status and code `documented` lists, and
+/// `400 malformed_request` exactly when lambda_http could not have converted it.
+fn dispatched<A: StreamAndHttp>(
+    app: &A,
+    event: &Value,
+    documented: fn(u16) -> Option<&'static [&'static str]>,
+) -> Result<(), TestCaseError> {
+    let Ok(trigger) = Trigger::deserialize(event) else {
+        // Not a payload either trigger sends: the runtime reports the invocation failed.
+        return Ok(());
+    };
+    let is_http = matches!(trigger, Trigger::Http(_));
+    let out = fuzz::runtime()
+        .block_on(lambda::dispatch(
+            app,
+            LambdaEvent::new(trigger, Context::default()),
+        ))
+        .map_err(|e| TestCaseError::fail(format!("dispatch failed: {e}")))?;
+    prop_assert!(is_http, "an HTTP payload: {}", out);
+    let (_, code) = answer(&out, documented, &[]).map_err(TestCaseError::fail)?;
+    let refused =
+        unconvertible(event).ok_or_else(|| TestCaseError::fail("answered, not a request?"))?;
+    malformed_iff_unconvertible(refused, &code).map_err(TestCaseError::fail)
+}
+
 /// Whether lambda_http could not make a request of `payload` (`None`: not a request).
 fn unconvertible(payload: &Value) -> Option<bool> {
     let request = LambdaRequest::deserialize(payload).ok()?;
@@ -393,18 +419,7 @@ fn any_payload_to_fulfillment() {
             }
         };
         let event = route_event("GET", path, &valid, &payload);
-        let Ok(trigger) = Trigger::deserialize(&event) else {
-            // Not a payload either trigger sends: the runtime reports the invocation failed.
-            return Ok(());
-        };
-        let is_http = matches!(trigger, Trigger::Http(_));
-        let out = rt
-            .block_on(lambda::dispatch(&*h.app, LambdaEvent::new(trigger, Context::default())))
-            .map_err(|e| TestCaseError::fail(format!("dispatch failed: {e}")))?;
-        prop_assert!(is_http, "an HTTP payload: {}", out);
-        let (_, code) = answer(&out, fulfillment_documented, &[]).map_err(TestCaseError::fail)?;
-        let refused = unconvertible(&event).ok_or_else(|| TestCaseError::fail("answered, not a request?"))?;
-        malformed_iff_unconvertible(refused, &code).map_err(TestCaseError::fail)?;
+        dispatched(&*h.app, &event, fulfillment_documented)?;
         let mut cases = cases.lock().unwrap();
         *cases += 1;
         if (*cases).is_multiple_of(2_000) {
@@ -438,22 +453,12 @@ fn any_payload_to_recovery() {
 
     proptest!(fuzz::config(RECOVERY_CASES), |((method, payload) in strategy)| {
         let event = route_event(method, "/recovery/unsubscribe", &String::new, &payload);
-        let Ok(trigger) = Trigger::deserialize(&event) else {
-            return Ok(());
-        };
-        let is_http = matches!(trigger, Trigger::Http(_));
-        let out = rt
-            .block_on(lambda::dispatch(&*h.recovery, LambdaEvent::new(trigger, Context::default())))
-            .map_err(|e| TestCaseError::fail(format!("dispatch failed: {e}")))?;
-        prop_assert!(is_http, "an HTTP payload: {}", out);
-        let (_, code) = answer(&out, recovery_documented, &[]).map_err(TestCaseError::fail)?;
-        let refused = unconvertible(&event).ok_or_else(|| TestCaseError::fail("answered, not a request?"))?;
-        malformed_iff_unconvertible(refused, &code).map_err(TestCaseError::fail)?;
+        dispatched(&*h.recovery, &event, recovery_documented)?;
     });
 
     rt.block_on(async {
         assert_eq!(
-            fuzz::count_items_named(&h.dynamodb, &recovery_prefix()).await,
+            fuzz::count_items(&h.dynamodb, &h.table).await,
             0,
             "no address recorded"
         );
@@ -467,11 +472,6 @@ fn any_payload_to_recovery() {
             "Stripe not asked"
         );
     });
-}
-
-/// The recovery harnesses' tables of this process (`unique_table("recovery")`).
-fn recovery_prefix() -> String {
-    format!("recovery-{}-", std::process::id())
 }
 
 /// The four payloads that panicked lambda_http's conversion, each a well-formed event of the
